@@ -1,0 +1,66 @@
+//! The `greenlight` command line: argument parsing, exit codes and printing. The work is done by
+//! the layers below.
+
+mod gate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every command, so scripts can tell the outcomes apart.
+pub mod exit {
+    /// Green: the gate passed.
+    pub const PASS: u8 = 0;
+    /// Red: the gate ran and found a problem.
+    pub const FAIL: u8 = 1;
+    /// The command line or its input was wrong (nothing was run, or it could not start).
+    pub const USAGE: u8 = 2;
+    /// The gate could not decide: it crashed, hit a limit, or reported an error.
+    pub const GATE_ERROR: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "greenlight",
+    version,
+    about = "Agent coding workflows that only finish green",
+    long_about = "greenlight runs agent coding workflows that may only finish green: gates verify \
+                  every step, red results go to repair, and nothing is committed unless every \
+                  required gate passed.\n\n\
+                  Gates are WebAssembly components run in a sandbox that grants them nothing by \
+                  default: they see the workspace read-only (if they ask to), run only the programs \
+                  they declared and you granted, and have no network and no environment.",
+    after_help = "Start with:\n  greenlight gate list\n  greenlight gate run builtin:changed-files --param 'paths=[src/]'"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run, inspect and list gates.
+    #[command(subcommand)]
+    Gate(gate::GateCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gate(command) => gate::run(command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime for one command.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

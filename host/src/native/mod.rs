@@ -1,0 +1,3 @@
+//! Native processes under the host's control: process groups, deadlines, bounded output.
+
+pub mod process;

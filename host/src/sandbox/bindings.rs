@@ -1,0 +1,10 @@
+//! Host-side bindings of the `greenlight:gate` world (wit/v0.1).
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.1",
+    world: "gate",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+pub use greenlight::gate::{log, process, types};
