@@ -522,3 +522,50 @@ fn a_workspace_that_is_not_a_git_repository_is_a_gate_error() {
     assert_outcome(&run, "error", 3);
     assert!(run.summary().contains("git"), "{}", run.summary());
 }
+
+#[test]
+fn a_repository_config_cannot_make_git_run_a_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let repo = project();
+    repo.write("src/main.rs", "// edited\n");
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let hook = dir.path().join("fsmonitor-hook");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho ran > '{}'\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    repo.git(&["config", "core.fsmonitor", hook.to_str().unwrap()]);
+    repo.git(&["config", "diff.relative", "true"]);
+
+    // A plain `git status` would run the hook.
+    repo.git(&["status", "--porcelain"]);
+    assert!(
+        marker.exists(),
+        "the hook works, so the check below means something"
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    let run = gate_run(
+        cache.path(),
+        GATE,
+        repo.path(),
+        &["--param", "paths=[src/]"],
+    );
+    assert_outcome(&run, "pass", 0);
+    repo.git(&["tag", "start"]);
+    let run = gate_run(
+        cache.path(),
+        GATE,
+        repo.path(),
+        &["--param", "paths=[src/]", "--param", "base=start"],
+    );
+    assert_outcome(&run, "pass", 0);
+    assert!(
+        !marker.exists(),
+        "the gate's git ran the repository's fsmonitor hook"
+    );
+}

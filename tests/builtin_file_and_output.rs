@@ -242,7 +242,8 @@ fn output_contains_line_mode_wants_a_whole_trimmed_line() {
 #[test]
 fn output_contains_first_line_checks_a_review_verdict() {
     let cache = tempfile::tempdir().unwrap();
-    let text = r#"text="REVIEW_VERDICT: CLEAN""#;
+    // A string parameter is taken verbatim: no YAML quoting needed for the colon.
+    let text = "text=REVIEW_VERDICT: CLEAN";
 
     let clean = "\n  REVIEW_VERDICT: CLEAN\nNo problems found.\n";
     let run = on_output(cache.path(), GC, clean, &[text, "match=first-line"]);
@@ -360,7 +361,7 @@ fn output_contains_bad_parameters_are_gate_errors() {
     let run = on_output(cache.path(), GC, "x\n", &["text=x", "match=everywhere"]);
     assert_outcome(&run, "error", 3);
     assert!(run.summary().contains("everywhere"), "{}", run.summary());
-    let run = on_output(cache.path(), GC, "x\n", &[r#"text="""#]);
+    let run = on_output(cache.path(), GC, "x\n", &["text="]);
     assert_outcome(&run, "error", 3);
 }
 
@@ -396,11 +397,12 @@ fn output_matches_anywhere_by_default() {
         cache.path(),
         GM,
         output,
-        &[r"pattern='(?m)^test result: ok\. \d+ passed; 0 failed'"],
+        &[r"pattern=(?m)^test result: ok\. \d+ passed; 0 failed"],
     );
     assert_outcome(&run, "pass", 0);
 
-    let run = on_output(cache.path(), GM, output, &[r"pattern='[1-9]\d* failed'"]);
+    // (A regex that starts with `[` is written as a YAML list, or --param would read it as one.)
+    let run = on_output(cache.path(), GM, output, &[r"pattern=['[1-9]\d* failed']"]);
     assert_outcome(&run, "fail", 1);
     assert!(
         run.summary().contains("does not match"),
@@ -410,7 +412,7 @@ fn output_matches_anywhere_by_default() {
     assert!(run.evidence().contains("12 passed"), "{}", run.evidence());
 
     // Without (?m), ^ is the start of the whole output.
-    let run = on_output(cache.path(), GM, output, &["pattern='^test result'"]);
+    let run = on_output(cache.path(), GM, output, &["pattern=^test result"]);
     assert_outcome(&run, "fail", 1);
 }
 
@@ -448,7 +450,7 @@ fn output_matches_all_of_a_list() {
 fn output_matches_first_and_last_line() {
     let cache = tempfile::tempdir().unwrap();
     let review = "\nREVIEW_VERDICT: CLEAN\nnothing to add\nScore: 9/10\n";
-    let clean = "pattern='^REVIEW_VERDICT: CLEAN$'";
+    let clean = "pattern=^REVIEW_VERDICT: CLEAN$";
     let run = on_output(cache.path(), GM, review, &[clean, "match=first-line"]);
     assert_outcome(&run, "pass", 0);
     let run = on_output(
@@ -468,7 +470,7 @@ fn output_matches_first_and_last_line() {
         cache.path(),
         GM,
         review,
-        &[r"pattern='^Score: ([89]|10)/10$'", "match=last-line"],
+        &[r"pattern=^Score: ([89]|10)/10$", "match=last-line"],
     );
     assert_outcome(&run, "pass", 0);
     let run = on_output(
@@ -502,7 +504,7 @@ fn output_matches_can_ignore_case() {
 #[test]
 fn output_matches_a_bad_regex_is_a_gate_error_that_quotes_it() {
     let cache = tempfile::tempdir().unwrap();
-    let run = on_output(cache.path(), GM, "anything\n", &["pattern='(unclosed'"]);
+    let run = on_output(cache.path(), GM, "anything\n", &["pattern=(unclosed"]);
     assert_outcome(&run, "error", 3);
     assert!(run.summary().contains("invalid regex"), "{}", run.summary());
     assert!(run.summary().contains("(unclosed"), "{}", run.summary());

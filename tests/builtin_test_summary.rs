@@ -92,6 +92,14 @@ const CASES: &[Case] = &[
         "no tests ran (cargo test)",
         &[],
     ),
+    // A test binary aborted: no `test result:` line for it.
+    case(
+        "cargo-crash.txt",
+        101,
+        "fail",
+        "1 of 2 tests failed (cargo test)",
+        &["tests/abort.rs (stopped before its summary)"],
+    ),
     case(
         "cargo-compile-error.txt",
         101,
@@ -179,7 +187,7 @@ const CASES: &[Case] = &[
         "pytest-collect-error.txt",
         2,
         "fail",
-        "1 of 1 tests failed (pytest)",
+        "1 of 1 test failed (pytest)",
         &["tests/test_bad.py"],
     ),
     case("pytest-zero.txt", 5, "fail", "no tests ran (pytest)", &[]),
@@ -424,6 +432,16 @@ fn a_nonzero_exit_code_fails_a_green_summary() {
     );
     assert!(
         run.summary().contains("exited with code 101"),
+        "{}",
+        run.summary()
+    );
+
+    // A crashed test binary fails the gate even when the exit code was lost (`cargo test | tee`).
+    let run = check(cache.path(), "cargo-crash.txt", 0, &[]);
+    assert_eq!(run.outcome(), "fail");
+    assert!(
+        run.summary()
+            .starts_with("1 of 2 tests failed (cargo test)"),
         "{}",
         run.summary()
     );

@@ -198,7 +198,8 @@ fn print_report(label: &str, report: &GateReport) {
             println!("  {line}");
         }
     }
-    for entry in &report.logs {
+    // Debug messages are for gate authors: they are in the --json output, not here.
+    for entry in report.logs.iter().filter(|e| e.level != "debug") {
         eprintln!("[{}] {}", entry.level, entry.message);
     }
     if report.logs_dropped > 0 {

@@ -344,9 +344,17 @@ impl Gate for ChangedFiles {
             check_base(base)?;
         }
 
-        let prefix = git(GIT_PREFIX)
-            .map_err(|e| GateError::new(format!("the workspace is not usable as a git work tree: {e}")))?;
-        let prefix = prefix.trim_end_matches(['\n', '\r']).to_string();
+        // Usually the workspace is the repository's root (it holds `.git`, a directory or, in a
+        // linked worktree, a file): git's root-relative paths are then workspace-relative already,
+        // and the extra `rev-parse` process is not needed.
+        let prefix = if std::fs::symlink_metadata(".git").is_ok() {
+            String::new()
+        } else {
+            let prefix = git(GIT_PREFIX).map_err(|e| {
+                GateError::new(format!("the workspace is not usable as a git work tree: {e}"))
+            })?;
+            prefix.trim_end_matches(['\n', '\r']).to_string()
+        };
 
         let required =
             paths.iter().map(|p| PathSpec::parse("paths", p, &prefix)).collect::<Result<Vec<_>, _>>()?;

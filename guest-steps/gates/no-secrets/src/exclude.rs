@@ -1,6 +1,7 @@
 //! The `exclude` parameter: path prefixes matched by whole components, or simple globs.
 //!
-//! - `fixtures/`, `docs/api.md`: that directory (and everything under it) or that file.
+//! - `fixtures/`, `docs/api.md`: that directory of the workspace (and everything under it), or
+//!   that file.
 //! - `docs/*.md`: `*` matches within one component; `**` matches across components.
 //! - `*.lock`, `testdata`: a pattern without `/` matches any component, at any depth.
 
@@ -29,7 +30,8 @@ impl Exclude {
             }
             out.push(Pattern {
                 text: trimmed.to_string(),
-                any_component: !trimmed.contains('/'),
+                // `fixtures/` names the workspace's own directory; `fixtures`, any of that name.
+                any_component: !p.contains('/'),
             });
         }
         Ok(Exclude { patterns: out })
@@ -101,6 +103,8 @@ mod tests {
     #[test]
     fn prefixes_and_globs() {
         assert!(ex(&["fixtures/"], "fixtures/a/b.txt"));
+        assert!(!ex(&["fixtures/"], "tests/fixtures/a.txt"));
+        assert!(ex(&["./fixtures/"], "fixtures/a.txt"));
         assert!(ex(&["fixtures"], "tests/fixtures/key.pem"));
         assert!(!ex(&["fix"], "fixtures/a.txt"));
         assert!(ex(&["tests/fixtures"], "tests/fixtures/a.txt"));

@@ -137,7 +137,7 @@ impl Scan {
 
     /// Read a whole file from the workspace and scan every line.
     fn file(&mut self, path: &str, source: Source) {
-        if self.is_excluded(path) {
+        if self.is_excluded(path) || self.files.contains_key(path) {
             return;
         }
         let meta = match std::fs::symlink_metadata(path) {

@@ -79,8 +79,8 @@ fn hit(kind: &'static str, start: usize, end: usize) -> Hit {
     }
 }
 
-/// `-----BEGIN RSA PRIVATE KEY-----`, `-----BEGIN OPENSSH PRIVATE KEY-----`,
-/// `-----BEGIN PGP PRIVATE KEY BLOCK-----`, ...
+/// PEM private key headers: `-----BEGIN <TYPE> PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH,
+/// ENCRYPTED, or none) and PGP's `... PRIVATE KEY BLOCK-----`.
 fn private_key(line: &str, hits: &mut Vec<Hit>) {
     const BEGIN: &str = "-----BEGIN ";
     let mut from = 0;
@@ -232,7 +232,13 @@ const MIN_ENTROPY: f64 = 3.5;
 fn assignments(line: &str) -> Vec<Hit> {
     let b = line.as_bytes();
     let mut hits: Vec<Hit> = Vec::new();
+    // Values already judged: an operator inside one (`secret=arn:aws:...:secret:x`) is part of
+    // that value, not an assignment of its own.
+    let mut judged: Vec<(usize, usize)> = Vec::new();
     for op in 0..b.len() {
+        if judged.iter().any(|&(start, end)| start <= op && op < end) {
+            continue;
+        }
         let Some((value_from, names)) = operator(b, op) else {
             continue;
         };
@@ -242,10 +248,7 @@ fn assignments(line: &str) -> Vec<Hit> {
         let Some((start, end)) = value(b, value_from) else {
             continue;
         };
-        // `a=b:c=d`: the first (outermost) assignment covers the rest.
-        if hits.iter().any(|h| h.start < end && start < h.end) {
-            continue;
-        }
+        judged.push((start, end));
         let v = &line[start..end];
         if let Some(entropy) = looks_secret(v) {
             hits.push(Hit {
@@ -351,11 +354,11 @@ fn value(b: &[u8], from: usize) -> Option<(usize, usize)> {
         c.is_ascii_graphic()
             && !matches!(
                 c,
-                b',' | b';' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b'\'' | b'`'
+                b',' | b';' | b'&' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b'\'' | b'`'
             )
     });
-    // A bare value is all of what follows: `KEY=abc def` assigns `abc`, but a value that stops at
-    // a non-ASCII byte is cut short and judged as it is.
+    // A bare value runs to the first space, delimiter (`,;&` and brackets) or non-ASCII byte:
+    // `KEY=abc def` assigns `abc`, `?token=abc&page=2` assigns `abc`.
     (n > 0).then_some((i, i + n))
 }
 
@@ -366,6 +369,10 @@ fn looks_secret(v: &str) -> Option<f64> {
         return None;
     }
     if is_placeholder(v) {
+        return None;
+    }
+    // An AWS resource name identifies a secret, it is not one.
+    if v.starts_with("arn:") {
         return None;
     }
     // A URL is an address, unless it carries credentials (`https://user:pass@host`).
@@ -530,18 +537,20 @@ mod tests {
             kinds(&format!("var apiKey string = \"{v}\"")),
             ["high-entropy secret"]
         );
-        assert_eq!(
-            kinds(&format!("curl 'https://x.io/?access_token={v}&page=2'")),
-            ["high-entropy secret"]
-        );
+        let url = format!("curl 'https://x.io/?access_token={v}&page=2'");
+        let hits = scan_line(&url);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(&url[hits[0].start..hits[0].end], v);
         assert_eq!(kinds(&format!("USERNAME={v}")), Vec::<&str>::new());
         assert_eq!(
             kinds(&format!("f(token, x); user = \"{v}\"")),
             Vec::<&str>::new()
         );
         // One finding for one value, even when it holds more `:` and `=`.
-        let arn = format!("SECRET_ARN=arn:aws:secretsmanager:us-east-1:123456789012:secret:{v}");
-        assert_eq!(kinds(&arn), ["high-entropy secret"]);
+        assert_eq!(
+            kinds(&format!("password=token:{v}")),
+            ["high-entropy secret"]
+        );
         // Placeholders, references, words, short values, comparisons.
         for line in [
             "API_KEY=your-api-key-goes-here-0000",
@@ -556,6 +565,13 @@ mod tests {
             "password = \"correct horse battery staple 12\"",
             "TOKEN_URL=https://auth.example.com/oauth2/v1/token",
             "API_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1",
+            // An ARN names a secret; it is not one.
+            &[
+                "SECRET_ARN=arn:aws:secretsmanager",
+                ":us-east-1:123456789012:secret:",
+                &v,
+            ]
+            .concat(),
         ] {
             assert_eq!(kinds(line), Vec::<&str>::new(), "{line}");
         }

@@ -168,7 +168,11 @@ fn verdict(
     ignored: &[Report],
 ) -> Verdict {
     let label = report.format.label();
-    let unit = report.unit;
+    let unit = match (report.unit, report.ran) {
+        ("tests", 1) => "test",
+        ("packages", 1) => "package",
+        (unit, _) => unit,
+    };
     let skipped = if report.skipped > 0 {
         format!(", {} skipped", report.skipped)
     } else {
@@ -185,11 +189,11 @@ fn verdict(
             report.failed, report.ran
         );
         if !report.failures.is_empty() {
-            let names: Vec<&str> = report
+            let names: Vec<String> = report
                 .failures
                 .iter()
                 .take(NAMES_IN_SUMMARY)
-                .map(|f| f.name.as_str())
+                .map(|f| shorten(&f.name))
                 .collect();
             let _ = write!(s, ": {}", names.join(", "));
             let more = report.failures.len().saturating_sub(NAMES_IN_SUMMARY);
@@ -291,6 +295,11 @@ fn verdict(
     if pass {
         return Verdict::pass(summary).with_evidence(evidence);
     }
+    let mut summary = summary;
+    if step.output_truncated {
+        // A summary cut off (or a test binary that seems to have stopped) may be the host's doing.
+        summary.push_str("; the step's output was truncated");
+    }
     let mut findings = if report.failed > 0 {
         failure_findings(report)
     } else {
@@ -302,6 +311,16 @@ fn verdict(
     Verdict::fail(summary)
         .with_findings(findings)
         .with_evidence(evidence)
+}
+
+/// A name as the one-line summary shows it: at most 80 characters.
+fn shorten(name: &str) -> String {
+    const MAX: usize = 80;
+    if name.chars().count() <= MAX {
+        return name.to_string();
+    }
+    let head: String = name.chars().take(MAX - 1).collect();
+    format!("{head}…")
 }
 
 fn failure_findings(report: &Report) -> Vec<Finding> {
@@ -396,6 +415,12 @@ mod tests {
         ),
         ("cargo-zero.txt", false, "no tests ran (cargo test)", &[]),
         (
+            "cargo-crash.txt",
+            false,
+            "1 of 2 tests failed (cargo test)",
+            &["tests/abort.rs (stopped before its summary)"],
+        ),
+        (
             "cargo-compile-error.txt",
             false,
             "no test summary found",
@@ -464,7 +489,7 @@ mod tests {
         (
             "pytest-collect-error.txt",
             false,
-            "1 of 1 tests failed (pytest)",
+            "1 of 1 test failed (pytest)",
             &["tests/test_bad.py"],
         ),
         (

@@ -38,6 +38,13 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
     let mut captured: Option<String> = None;
     // Right after a `failures:` line: the indented names that follow are failing tests.
     let mut in_failure_list = false;
+    // The test binary cargo said it runs (`Running unittests src/lib.rs (...)`), whether its
+    // `running N tests` was seen, and whether a `test result:` followed: a binary that crashed
+    // (or was killed) prints no summary, and that is a failure too.
+    let mut binary = String::new();
+    let mut open: Option<String> = None;
+    let mut has_result = false;
+    let mut crashed: Vec<String> = Vec::new();
 
     let flush = |report: &mut Report, pending: &mut Option<(Counts, usize)>| {
         if let Some((c, i)) = pending.take() {
@@ -80,14 +87,31 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
             }
             continue;
         }
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("Running ") {
+            binary = rest.split(" (").next().unwrap_or(rest).trim().to_string();
+            continue;
+        }
+        if let Some(rest) = t.strip_prefix("Doc-tests ") {
+            binary = format!("doc-tests {}", rest.trim());
+            continue;
+        }
         if line.starts_with("running ") && (line.ends_with(" tests") || line.ends_with(" test")) {
             flush(&mut report, &mut pending);
+            if let Some(previous) = open.take()
+                && !has_result
+            {
+                crashed.push(previous);
+            }
+            open = Some(std::mem::take(&mut binary));
+            has_result = false;
             continue;
         }
         if let Some(rest) = line.strip_prefix("test result: ") {
             if let Some(c) = result_counts(rest) {
                 pending = Some((c, i));
                 found = true;
+                has_result = true;
             }
             continue;
         }
@@ -99,6 +123,26 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
         }
     }
     flush(&mut report, &mut pending);
+    if let Some(last) = open
+        && !has_result
+    {
+        crashed.push(last);
+    }
+    if found {
+        for name in crashed {
+            let name = if name.is_empty() {
+                "a test binary".to_string()
+            } else {
+                name
+            };
+            report.failed += 1;
+            report.ran += 1;
+            report.add_failure(&format!("{name} (stopped before its summary)"), None, None);
+            report.notes.push(format!(
+                "{name} printed `running N tests` but no `test result:` line (it crashed or was killed): counted as one failure"
+            ));
+        }
+    }
     for (name, path, line_no) in panics {
         report.locate(&name, path, line_no);
     }
