@@ -30,15 +30,8 @@ fn main() {
     let wasm_dir = target_dir.join(TARGET).join("release");
 
     let builtins = embed_all(&guests.join("gates"), &wasm_dir, &out.join("gates"));
-    let test_guests = embed_all(
-        &guests.join("test-guests"),
-        &wasm_dir,
-        &out.join("test-guests"),
-    );
-    assert!(
-        !test_guests.is_empty(),
-        "no test guests under guest-steps/test-guests"
-    );
+    let test_guests = embed_all(&guests.join("test-guests"), &wasm_dir, &out.join("test-guests"));
+    assert!(!test_guests.is_empty(), "no test guests under guest-steps/test-guests");
 
     let mut code = String::from("pub static BUILTINS: &[Builtin] = &[\n");
     for gate in &builtins {
@@ -49,10 +42,7 @@ fn main() {
     }
     code.push_str("];\n");
     std::fs::write(out.join("builtins.rs"), code).unwrap();
-    println!(
-        "cargo:rustc-env=GREENLIGHT_TEST_GUESTS_DIR={}",
-        out.join("test-guests").display()
-    );
+    println!("cargo:rustc-env=GREENLIGHT_TEST_GUESTS_DIR={}", out.join("test-guests").display());
 }
 
 fn build_guests(guests: &Path, target_dir: &Path) {
@@ -77,9 +67,7 @@ fn build_guests(guests: &Path, target_dir: &Path) {
     let output = command.output().expect("run cargo to build guest-steps");
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("target may not be installed")
-            || stderr.contains("can't find crate for `core`")
-        {
+        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
             panic!(
                 "\n\nThe {TARGET} target is not installed; greenlight's built-in gates are compiled for it.\n\
                  Install it with:\n\n    rustup target add {TARGET}\n\n"
@@ -99,12 +87,7 @@ struct Embedded {
 fn embed_all(dir: &Path, wasm_dir: &Path, out: &Path) -> Vec<Embedded> {
     std::fs::create_dir_all(out).unwrap();
     let mut crates: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.join("Cargo.toml").exists())
-                .collect()
-        })
+        .map(|entries| entries.map(|e| e.unwrap().path()).filter(|p| p.join("Cargo.toml").exists()).collect())
         .unwrap_or_default();
     crates.sort();
     crates
@@ -114,8 +97,8 @@ fn embed_all(dir: &Path, wasm_dir: &Path, out: &Path) -> Vec<Embedded> {
             let manifest_path = krate.join("gate.toml");
             let text = std::fs::read_to_string(&manifest_path)
                 .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
-            let manifest: toml::Value = toml::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
+            let manifest: toml::Value =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
             assert_eq!(
                 manifest.get("name").and_then(|n| n.as_str()),
                 Some(name.as_str()),
@@ -124,16 +107,11 @@ fn embed_all(dir: &Path, wasm_dir: &Path, out: &Path) -> Vec<Embedded> {
             );
             let json = serde_json::to_vec(&manifest).unwrap();
             let wasm_file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
-            let wasm = std::fs::read(&wasm_file)
-                .unwrap_or_else(|e| panic!("{}: {e}", wasm_file.display()));
+            let wasm = std::fs::read(&wasm_file).unwrap_or_else(|e| panic!("{}: {e}", wasm_file.display()));
             let embedded = section::append_manifest(&wasm, &json);
             let path = out.join(format!("{name}.wasm"));
             std::fs::write(&path, &embedded).unwrap();
-            Embedded {
-                name,
-                path,
-                sha256: hex::encode(Sha256::digest(&embedded)),
-            }
+            Embedded { name, path, sha256: hex::encode(Sha256::digest(&embedded)) }
         })
         .collect()
 }

@@ -16,10 +16,7 @@ fn project() -> Repo {
 }
 
 fn finding_paths(run: &GateRun) -> Vec<String> {
-    run.findings()
-        .iter()
-        .filter_map(|f| f["path"].as_str().map(str::to_string))
-        .collect()
+    run.findings().iter().filter_map(|f| f["path"].as_str().map(str::to_string)).collect()
 }
 
 fn assert_outcome(run: &GateRun, outcome: &str, code: i32) {
@@ -40,19 +37,10 @@ fn a_modified_tracked_file_counts() {
     let repo = project();
     repo.write("src/main.rs", "fn main() { println!(\"hi\"); }\n");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]"]);
     assert_outcome(&run, "pass", 0);
     assert!(run.summary().contains("src/"), "{}", run.summary());
-    assert!(
-        run.evidence().contains("src/main.rs"),
-        "the git status seen is evidence: {}",
-        run.evidence()
-    );
+    assert!(run.evidence().contains("src/main.rs"), "the git status seen is evidence: {}", run.evidence());
     assert!(run.findings().is_empty(), "{}", run.findings_text());
 }
 
@@ -62,27 +50,13 @@ fn a_new_untracked_file_in_a_new_directory_counts() {
     let repo = project();
     repo.write("docs/guide/intro.md", "# intro\n");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[docs/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[docs/]"]);
     assert_outcome(&run, "pass", 0);
     // Listed file by file (--untracked-files=all), not as the directory `docs/`.
-    assert!(
-        run.evidence().contains("docs/guide/intro.md"),
-        "{}",
-        run.evidence()
-    );
+    assert!(run.evidence().contains("docs/guide/intro.md"), "{}", run.evidence());
 
     // A file path works as well as a directory.
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=docs/guide/intro.md"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=docs/guide/intro.md"]);
     assert_outcome(&run, "pass", 0);
 }
 
@@ -92,39 +66,16 @@ fn a_path_with_no_change_fails_and_is_named() {
     let repo = project();
     repo.write("src/main.rs", "fn main() { todo!() }\n");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/, tests/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/, tests/]"]);
     assert_outcome(&run, "fail", 1);
-    assert_eq!(
-        finding_paths(&run),
-        ["tests/"],
-        "only the path without changes is a finding"
-    );
-    assert!(
-        run.findings()[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no file under `tests/`")
-    );
+    assert_eq!(finding_paths(&run), ["tests/"], "only the path without changes is a finding");
+    assert!(run.findings()[0]["message"].as_str().unwrap().contains("no file under `tests/`"));
     assert_eq!(run.findings()[0]["severity"], "error");
-    assert!(
-        run.summary().contains("tests/") && !run.summary().contains("src/"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("tests/") && !run.summary().contains("src/"), "{}", run.summary());
 
     // Nothing changed at all: both are missing.
     let clean = project();
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        clean.path(),
-        &["--param", "paths=[src/, tests/]"],
-    );
+    let run = gate_run(cache.path(), GATE, clean.path(), &["--param", "paths=[src/, tests/]"]);
     assert_outcome(&run, "fail", 1);
     assert_eq!(finding_paths(&run), ["src/", "tests/"]);
 }
@@ -137,12 +88,7 @@ fn a_path_is_matched_by_whole_components() {
 
     let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src]"]);
     assert_outcome(&run, "fail", 1);
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/ma]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/ma]"]);
     assert_outcome(&run, "fail", 1);
     let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[.]"]);
     assert_outcome(&run, "pass", 0);
@@ -154,28 +100,15 @@ fn a_deletion_alone_does_not_count() {
     let repo = project();
     repo.remove("tests/smoke.rs");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[tests/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[tests/]"]);
     assert_outcome(&run, "fail", 1);
     assert_eq!(finding_paths(&run), ["tests/"]);
     let message = run.findings()[0]["message"].as_str().unwrap().to_string();
-    assert!(
-        message.contains("deleted") && message.contains("does not count"),
-        "{message}"
-    );
+    assert!(message.contains("deleted") && message.contains("does not count"), "{message}");
 
     // Staged, it is still a deletion.
     repo.git(&["rm", "-q", "--cached", "tests/smoke.rs"]);
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[tests/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[tests/]"]);
     assert_outcome(&run, "fail", 1);
 }
 
@@ -185,61 +118,25 @@ fn a_rename_adds_the_new_path_and_deletes_the_old() {
     let repo = project();
     repo.git(&["mv", "src/old.rs", "src/renamed.rs"]);
     let status = repo.git(&["status", "--porcelain=v1"]);
-    assert!(
-        status.starts_with("R "),
-        "git sees a staged rename: {status}"
-    );
+    assert!(status.starts_with("R "), "git sees a staged rename: {status}");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/renamed.rs]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/renamed.rs]"]);
     assert_outcome(&run, "pass", 0);
-    assert!(
-        run.evidence()
-            .contains("src/renamed.rs: renamed from src/old.rs"),
-        "{}",
-        run.evidence()
-    );
+    assert!(run.evidence().contains("src/renamed.rs: renamed from src/old.rs"), "{}", run.evidence());
 
     // The old path only disappeared: that is no modification...
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/old.rs]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/old.rs]"]);
     assert_outcome(&run, "fail", 1);
     // ...but it is a change to a protected file.
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "protected=[src/old.rs]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "protected=[src/old.rs]"]);
     assert_outcome(&run, "fail", 1);
     assert_eq!(finding_paths(&run), ["src/old.rs"]);
-    assert!(
-        run.findings_text().contains("renamed to src/renamed.rs"),
-        "{}",
-        run.findings_text()
-    );
+    assert!(run.findings_text().contains("renamed to src/renamed.rs"), "{}", run.findings_text());
 
     // An unstaged rename (a plain `mv`) shows as a deletion plus an untracked file.
     let repo = project();
-    std::fs::rename(
-        repo.path().join("src/old.rs"),
-        repo.path().join("src/moved.rs"),
-    )
-    .unwrap();
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/moved.rs]"],
-    );
+    std::fs::rename(repo.path().join("src/old.rs"), repo.path().join("src/moved.rs")).unwrap();
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/moved.rs]"]);
     assert_outcome(&run, "pass", 0);
 }
 
@@ -254,24 +151,11 @@ fn a_changed_protected_file_fails_and_is_named() {
         cache.path(),
         GATE,
         repo.path(),
-        &[
-            "--param",
-            "paths=[src/]",
-            "--param",
-            "protected=[vendor/, README.md]",
-        ],
+        &["--param", "paths=[src/]", "--param", "protected=[vendor/, README.md]"],
     );
     assert_outcome(&run, "fail", 1);
-    assert_eq!(
-        finding_paths(&run),
-        ["vendor/lib.rs"],
-        "README.md is untouched"
-    );
-    assert!(
-        run.findings_text().contains("protected by `vendor/`"),
-        "{}",
-        run.findings_text()
-    );
+    assert_eq!(finding_paths(&run), ["vendor/lib.rs"], "README.md is untouched");
+    assert!(run.findings_text().contains("protected by `vendor/`"), "{}", run.findings_text());
     assert!(run.summary().contains("vendor/lib.rs"), "{}", run.summary());
 
     // Deleting or adding under a protected path is a change too.
@@ -295,12 +179,7 @@ fn protected_alone_passes_when_nothing_protected_changed() {
     let repo = project();
     repo.write("src/main.rs", "fn main() { /* edited */ }\n");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "protected=[vendor/, README.md]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "protected=[vendor/, README.md]"]);
     assert_outcome(&run, "pass", 0);
     assert!(run.summary().contains("protected"), "{}", run.summary());
 }
@@ -311,11 +190,7 @@ fn neither_paths_nor_protected_is_a_gate_error() {
     let repo = project();
     let run = gate_run(cache.path(), GATE, repo.path(), &[]);
     assert_outcome(&run, "error", 3);
-    assert!(
-        run.summary().contains("paths") && run.summary().contains("protected"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("paths") && run.summary().contains("protected"), "{}", run.summary());
 }
 
 #[test]
@@ -346,12 +221,7 @@ fn base_counts_changes_committed_since_it() {
     repo.write("docs/untracked.md", "\n");
 
     // Against HEAD, the committed change is invisible.
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]"]);
     assert_outcome(&run, "fail", 1);
 
     let run = gate_run(
@@ -361,41 +231,22 @@ fn base_counts_changes_committed_since_it() {
         &["--param", "paths=[src/, docs/]", "--param", "base=start"],
     );
     assert_outcome(&run, "pass", 0);
-    assert!(
-        run.evidence().contains("src/main.rs: modified since start"),
-        "{}",
-        run.evidence()
-    );
-    assert!(
-        run.evidence().contains("docs/untracked.md: untracked"),
-        "{}",
-        run.evidence()
-    );
+    assert!(run.evidence().contains("src/main.rs: modified since start"), "{}", run.evidence());
+    assert!(run.evidence().contains("docs/untracked.md: untracked"), "{}", run.evidence());
 
     // A deletion committed since base still does not count, and protects as well.
     let run = gate_run(
         cache.path(),
         GATE,
         repo.path(),
-        &[
-            "--param",
-            "paths=[tests/]",
-            "--param",
-            "protected=[tests/]",
-            "--param",
-            "base=start",
-        ],
+        &["--param", "paths=[tests/]", "--param", "protected=[tests/]", "--param", "base=start"],
     );
     assert_outcome(&run, "fail", 1);
     assert_eq!(finding_paths(&run), ["tests/", "tests/smoke.rs"]);
 
     // Revision syntax works; an unknown revision is a gate error that quotes git.
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]", "--param", "base=HEAD~1"],
-    );
+    let run =
+        gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]", "--param", "base=HEAD~1"]);
     assert_outcome(&run, "pass", 0);
     let run = gate_run(
         cache.path(),
@@ -416,26 +267,13 @@ fn a_base_that_looks_like_an_option_is_refused() {
     let target = out_dir.path().join("x");
     let base = format!("base=--output={}", target.display());
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]", "--param", &base],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]", "--param", &base]);
     assert_outcome(&run, "error", 3);
-    assert!(
-        run.summary().contains("starts with '-'"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("starts with '-'"), "{}", run.summary());
     assert!(!target.exists(), "git must never have seen the option");
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]", "--param", "base=main..HEAD"],
-    );
+    let run =
+        gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]", "--param", "base=main..HEAD"]);
     assert_outcome(&run, "error", 3);
 }
 
@@ -451,34 +289,16 @@ fn file_names_with_spaces_and_non_ascii_are_exact() {
         cache.path(),
         GATE,
         repo.path(),
-        &[
-            "--param",
-            r#"paths=["src/ünïcödé file.rs", "docs/my notes é.md", "notes/c d ñ.txt"]"#,
-        ],
+        &["--param", r#"paths=["src/ünïcödé file.rs", "docs/my notes é.md", "notes/c d ñ.txt"]"#],
     );
     assert_outcome(&run, "pass", 0);
-    assert!(
-        run.evidence()
-            .contains("notes/c d ñ.txt: renamed from notes/a b.txt"),
-        "{}",
-        run.evidence()
-    );
+    assert!(run.evidence().contains("notes/c d ñ.txt: renamed from notes/a b.txt"), "{}", run.evidence());
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "protected=[src/, docs/, notes/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "protected=[src/, docs/, notes/]"]);
     assert_outcome(&run, "fail", 1);
     assert_eq!(
         finding_paths(&run),
-        [
-            "docs/my notes é.md",
-            "notes/a b.txt",
-            "notes/c d ñ.txt",
-            "src/ünïcödé file.rs"
-        ],
+        ["docs/my notes é.md", "notes/a b.txt", "notes/c d ñ.txt", "src/ünïcödé file.rs"],
         "no quoting, no escapes: the names as they are"
     );
 }
@@ -486,11 +306,7 @@ fn file_names_with_spaces_and_non_ascii_are_exact() {
 #[test]
 fn a_workspace_below_the_repository_root_uses_its_own_paths() {
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repo::new(&[
-        ("app/src/lib.rs", "\n"),
-        ("src/lib.rs", "\n"),
-        ("app/vendor/v.rs", "\n"),
-    ]);
+    let repo = Repo::new(&[("app/src/lib.rs", "\n"), ("src/lib.rs", "\n"), ("app/vendor/v.rs", "\n")]);
     repo.write("src/lib.rs", "// edited outside the workspace\n");
     let workspace = repo.path().join("app");
 
@@ -506,11 +322,7 @@ fn a_workspace_below_the_repository_root_uses_its_own_paths() {
         &["--param", "paths=[src/]", "--param", "protected=[vendor/]"],
     );
     assert_outcome(&run, "fail", 1);
-    assert_eq!(
-        finding_paths(&run),
-        ["vendor/v.rs"],
-        "finding paths are workspace-relative"
-    );
+    assert_eq!(finding_paths(&run), ["vendor/v.rs"], "finding paths are workspace-relative");
 }
 
 #[test]
@@ -532,40 +344,21 @@ fn a_repository_config_cannot_make_git_run_a_program() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let hook = dir.path().join("fsmonitor-hook");
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\necho ran > '{}'\n", marker.display()),
-    )
-    .unwrap();
+    std::fs::write(&hook, format!("#!/bin/sh\necho ran > '{}'\n", marker.display())).unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     repo.git(&["config", "core.fsmonitor", hook.to_str().unwrap()]);
     repo.git(&["config", "diff.relative", "true"]);
 
     // A plain `git status` would run the hook.
     repo.git(&["status", "--porcelain"]);
-    assert!(
-        marker.exists(),
-        "the hook works, so the check below means something"
-    );
+    assert!(marker.exists(), "the hook works, so the check below means something");
     std::fs::remove_file(&marker).unwrap();
 
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]"],
-    );
+    let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]"]);
     assert_outcome(&run, "pass", 0);
     repo.git(&["tag", "start"]);
-    let run = gate_run(
-        cache.path(),
-        GATE,
-        repo.path(),
-        &["--param", "paths=[src/]", "--param", "base=start"],
-    );
+    let run =
+        gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=[src/]", "--param", "base=start"]);
     assert_outcome(&run, "pass", 0);
-    assert!(
-        !marker.exists(),
-        "the gate's git ran the repository's fsmonitor hook"
-    );
+    assert!(!marker.exists(), "the gate's git ran the repository's fsmonitor hook");
 }

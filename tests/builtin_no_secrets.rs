@@ -54,66 +54,39 @@ fn findings(run: &GateRun) -> Vec<(String, u64, String)> {
 }
 
 fn has_finding(run: &GateRun, path: &str, line: u64, kind: &str) -> bool {
-    findings(run)
-        .iter()
-        .any(|(p, l, m)| p == path && *l == line && m.contains(kind))
+    findings(run).iter().any(|(p, l, m)| p == path && *l == line && m.contains(kind))
 }
 
 /// Neither the secret nor a long piece of it appears anywhere in what greenlight printed.
 fn assert_not_leaked(run: &GateRun, secret: &str) {
     let everything = format!("{}\n{}", run.json, run.stderr);
-    assert!(
-        !everything.contains(secret),
-        "the secret was printed in full:\n{everything}"
-    );
+    assert!(!everything.contains(secret), "the secret was printed in full:\n{everything}");
     let tail = &secret[secret.len() - 10..];
-    assert!(
-        !everything.contains(tail),
-        "the end of the secret was printed:\n{everything}"
-    );
+    assert!(!everything.contains(tail), "the end of the secret was printed:\n{everything}");
 }
 
 #[test]
 fn a_clean_change_passes() {
     let repo = Repo::new(&[("src/main.rs", "fn main() {}\n"), ("README.md", "# demo\n")]);
     repo.write("src/main.rs", "fn main() {\n    println!(\"hello\");\n}\n");
-    repo.write(
-        "docs/guide.md",
-        "Set `API_KEY` in your environment.\ntoken = load_token()\n",
-    );
+    repo.write("docs/guide.md", "Set `API_KEY` in your environment.\ntoken = load_token()\n");
     let run = run(&repo, &[]);
-    assert_eq!(
-        (run.code, run.outcome()),
-        (0, "pass"),
-        "{} {:?}",
-        run.summary(),
-        findings(&run)
-    );
-    assert!(
-        run.summary().starts_with("no secrets found in 2 files"),
-        "{}",
-        run.summary()
-    );
+    assert_eq!((run.code, run.outcome()), (0, "pass"), "{} {:?}", run.summary(), findings(&run));
+    assert!(run.summary().starts_with("no secrets found in 2 files"), "{}", run.summary());
     assert!(run.summary().contains("lines scanned"), "{}", run.summary());
 }
 
 #[test]
 fn secrets_are_found_where_they_were_added() {
     let repo = Repo::new(&[
-        (
-            "config/app.env",
-            "APP_NAME=demo\nLOG_LEVEL=info\nPORT=8080\n",
-        ),
+        ("config/app.env", "APP_NAME=demo\nLOG_LEVEL=info\nPORT=8080\n"),
         ("README.md", "# demo\n\nSome text.\n"),
         ("src/settings.py", "DEBUG = False\nNAME = 'demo'\n"),
     ]);
     // Staged: an AWS key id on line 3 of a modified tracked file.
     repo.write(
         "config/app.env",
-        &format!(
-            "APP_NAME=demo\nLOG_LEVEL=info\nAWS_ACCESS_KEY_ID={}\nPORT=8080\n",
-            aws_key()
-        ),
+        &format!("APP_NAME=demo\nLOG_LEVEL=info\nAWS_ACCESS_KEY_ID={}\nPORT=8080\n", aws_key()),
     );
     repo.git(&["add", "config/app.env"]);
     // Unstaged: a private key block on line 4 of a tracked file.
@@ -126,53 +99,26 @@ fn secrets_are_found_where_they_were_added() {
         ),
     );
     // Untracked, in a new directory: a GitHub token on line 2.
-    repo.write(
-        "newdir/deeper/notes.txt",
-        &format!("remember:\nuse {} for the bot\n", github_token()),
-    );
+    repo.write("newdir/deeper/notes.txt", &format!("remember:\nuse {} for the bot\n", github_token()));
     // Unstaged: a high-entropy value assigned to API_KEY on line 3.
     repo.write(
         "src/settings.py",
-        &format!(
-            "DEBUG = False\nNAME = 'demo'\nAPI_KEY = \"{}\"\n",
-            random_value()
-        ),
+        &format!("DEBUG = False\nNAME = 'demo'\nAPI_KEY = \"{}\"\n", random_value()),
     );
 
     let run = run(&repo, &[]);
     assert_eq!((run.code, run.outcome()), (1, "fail"), "{}", run.summary());
     let all = findings(&run);
-    assert!(
-        has_finding(&run, "config/app.env", 3, "AWS access key id"),
-        "{all:?}"
-    );
+    assert!(has_finding(&run, "config/app.env", 3, "AWS access key id"), "{all:?}");
     assert!(has_finding(&run, "README.md", 4, "private key"), "{all:?}");
-    assert!(
-        has_finding(&run, "newdir/deeper/notes.txt", 2, "GitHub token"),
-        "{all:?}"
-    );
-    assert!(
-        has_finding(&run, "src/settings.py", 3, "high-entropy secret"),
-        "{all:?}"
-    );
-    assert!(
-        all.iter().any(|(_, _, m)| m.contains("API_KEY")),
-        "the variable is named: {all:?}"
-    );
+    assert!(has_finding(&run, "newdir/deeper/notes.txt", 2, "GitHub token"), "{all:?}");
+    assert!(has_finding(&run, "src/settings.py", 3, "high-entropy secret"), "{all:?}");
+    assert!(all.iter().any(|(_, _, m)| m.contains("API_KEY")), "the variable is named: {all:?}");
     assert_eq!(all.len(), 4, "exactly these four: {all:?}");
     assert!(run.findings().iter().all(|f| f["severity"] == "error"));
-    assert!(
-        run.summary().starts_with("4 possible secrets in 4 files"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().starts_with("4 possible secrets in 4 files"), "{}", run.summary());
 
-    for secret in [
-        aws_key(),
-        github_token(),
-        random_value(),
-        private_key_body(),
-    ] {
+    for secret in [aws_key(), github_token(), random_value(), private_key_body()] {
         assert_not_leaked(&run, &secret);
     }
 }
@@ -211,36 +157,18 @@ fn a_repository_without_commits_works() {
     let repo = Repo::new(&[]);
     repo.write("clean.txt", "nothing to see\n");
     let run_clean = run(&repo, &[]);
-    assert_eq!(
-        run_clean.outcome(),
-        "pass",
-        "{} {:?}",
-        run_clean.summary(),
-        findings(&run_clean)
-    );
+    assert_eq!(run_clean.outcome(), "pass", "{} {:?}", run_clean.summary(), findings(&run_clean));
 
     repo.write("staged.env", &format!("A=1\nB=2\nAWS_KEY={}\n", aws_key()));
     repo.git(&["add", "staged.env"]);
     // Staged, then edited in the working tree: the line number is the working tree's.
-    repo.write(
-        "staged.env",
-        &format!("# header\nA=1\nB=2\nAWS_KEY={}\n", aws_key()),
-    );
-    repo.write(
-        "untracked/key.pem",
-        &format!("{}\n{}\n", private_key_header(), private_key_body()),
-    );
+    repo.write("staged.env", &format!("# header\nA=1\nB=2\nAWS_KEY={}\n", aws_key()));
+    repo.write("untracked/key.pem", &format!("{}\n{}\n", private_key_header(), private_key_body()));
     let run = run(&repo, &[]);
     assert_eq!(run.outcome(), "fail", "{}", run.summary());
     let all = findings(&run);
-    assert!(
-        has_finding(&run, "staged.env", 4, "AWS access key id"),
-        "{all:?}"
-    );
-    assert!(
-        has_finding(&run, "untracked/key.pem", 1, "private key"),
-        "{all:?}"
-    );
+    assert!(has_finding(&run, "staged.env", 4, "AWS access key id"), "{all:?}");
+    assert!(has_finding(&run, "untracked/key.pem", 1, "private key"), "{all:?}");
     assert_eq!(all.len(), 2, "{all:?}");
     assert_not_leaked(&run, &aws_key());
 }
@@ -249,10 +177,7 @@ fn a_repository_without_commits_works() {
 fn a_secret_only_in_the_index_is_found() {
     // Staged, then removed from the working tree without unstaging: a commit would include it.
     let repo = Repo::new(&[("app.cfg", "a = 1\n")]);
-    repo.write(
-        "app.cfg",
-        &format!("a = 1\nslack = {}-1234567890-{}\n", "xoxb", "AbCdEf123456"),
-    );
+    repo.write("app.cfg", &format!("a = 1\nslack = {}-1234567890-{}\n", "xoxb", "AbCdEf123456"));
     repo.git(&["add", "app.cfg"]);
     repo.write("app.cfg", "a = 1\n");
     let run = run(&repo, &[]);
@@ -295,17 +220,10 @@ fn binary_and_large_files_are_skipped_and_noted() {
     repo.write("big.log", &large);
     let run = run(&repo, &[]);
     assert_eq!(run.outcome(), "pass", "{:?}", findings(&run));
-    assert!(
-        run.summary().contains("2 files not scanned"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("2 files not scanned"), "{}", run.summary());
     let evidence = run.evidence();
     assert!(evidence.contains("blob.bin: binary"), "{evidence}");
-    assert!(
-        evidence.contains("big.log: larger than 1 MiB"),
-        "{evidence}"
-    );
+    assert!(evidence.contains("big.log: larger than 1 MiB"), "{evidence}");
 }
 
 #[test]
@@ -323,12 +241,7 @@ fn a_workspace_inside_a_repository_sees_its_own_paths() {
     repo.write("app/new/cfg.env", &format!("AWS={}\n", aws_key()));
     repo.write("other/main.txt", &format!("y\nkey {}\n", aws_key()));
     let cache = tempfile::tempdir().unwrap();
-    let run = gate_run(
-        cache.path(),
-        "builtin:no-secrets",
-        &repo.path().join("app"),
-        &[],
-    );
+    let run = gate_run(cache.path(), "builtin:no-secrets", &repo.path().join("app"), &[]);
     assert_eq!(run.outcome(), "fail", "{} {}", run.summary(), run.stderr);
     let mut all = findings(&run);
     all.sort();

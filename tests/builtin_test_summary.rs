@@ -8,9 +8,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/test-summary")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/test-summary").join(name);
     assert!(path.exists(), "missing fixture {}", path.display());
     path
 }
@@ -20,12 +18,7 @@ fn check(cache: &Path, name: &str, exit_code: i32, extra: &[&str]) -> GateRun {
     let workdir = tempfile::tempdir().unwrap();
     let file = fixture(name);
     let code = exit_code.to_string();
-    let mut args = vec![
-        "--output-file",
-        file.to_str().unwrap(),
-        "--exit-code",
-        &code,
-    ];
+    let mut args = vec!["--output-file", file.to_str().unwrap(), "--exit-code", &code];
     args.extend(extra);
     gate_run(cache, "builtin:test-summary", workdir.path(), &args)
 }
@@ -48,35 +41,19 @@ const fn case(
     summary: &'static str,
     failing: &'static [&'static str],
 ) -> Case {
-    Case {
-        fixture,
-        exit_code,
-        outcome,
-        summary,
-        failing,
-    }
+    Case { fixture, exit_code, outcome, summary, failing }
 }
 
 const CASES: &[Case] = &[
     // cargo test: summed over every test binary; the failing tests' captured output quotes a
     // green `test result:` line and a test is named `test_result_ok`.
-    case(
-        "cargo-pass.txt",
-        0,
-        "pass",
-        "5 passed, 0 failed, 1 skipped (cargo test)",
-        &[],
-    ),
+    case("cargo-pass.txt", 0, "pass", "5 passed, 0 failed, 1 skipped (cargo test)", &[]),
     case(
         "cargo-fail.txt",
         101,
         "fail",
         "3 of 6 tests failed (cargo test)",
-        &[
-            "tests::subtracts",
-            "tests::test_result_ok",
-            "integration_bad",
-        ],
+        &["tests::subtracts", "tests::test_result_ok", "integration_bad"],
     ),
     case(
         "cargo-fail-color.txt",
@@ -85,13 +62,7 @@ const CASES: &[Case] = &[
         "3 of 6 tests failed (cargo test)",
         &["tests::subtracts", "integration_bad"],
     ),
-    case(
-        "cargo-zero.txt",
-        0,
-        "fail",
-        "no tests ran (cargo test)",
-        &[],
-    ),
+    case("cargo-zero.txt", 0, "fail", "no tests ran (cargo test)", &[]),
     // A test binary aborted: no `test result:` line for it.
     case(
         "cargo-crash.txt",
@@ -100,31 +71,15 @@ const CASES: &[Case] = &[
         "1 of 2 tests failed (cargo test)",
         &["tests/abort.rs (stopped before its summary)"],
     ),
-    case(
-        "cargo-compile-error.txt",
-        101,
-        "fail",
-        "no test summary found",
-        &[],
-    ),
+    case("cargo-compile-error.txt", 101, "fail", "no test summary found", &[]),
     // cargo nextest (its captured output quotes libtest summaries).
-    case(
-        "nextest-pass.txt",
-        0,
-        "pass",
-        "4 passed, 0 failed, 1 skipped (cargo nextest)",
-        &[],
-    ),
+    case("nextest-pass.txt", 0, "pass", "4 passed, 0 failed, 1 skipped (cargo nextest)", &[]),
     case(
         "nextest-fail.txt",
         100,
         "fail",
         "3 of 6 tests failed (cargo nextest)",
-        &[
-            "cfail tests::subtracts",
-            "cfail tests::test_result_ok",
-            "cfail::it integration_bad",
-        ],
+        &["cfail tests::subtracts", "cfail tests::test_result_ok", "cfail::it integration_bad"],
     ),
     case(
         "nextest-failfast-color.txt",
@@ -133,28 +88,10 @@ const CASES: &[Case] = &[
         "1 of 2 tests failed (cargo nextest)",
         &["cfail tests::subtracts"],
     ),
-    case(
-        "nextest-zero.txt",
-        4,
-        "fail",
-        "no tests ran (cargo nextest)",
-        &[],
-    ),
+    case("nextest-zero.txt", 4, "fail", "no tests ran (cargo nextest)", &[]),
     // pytest, framed and -q; errors count as failures; a test prints a green summary.
-    case(
-        "pytest-pass.txt",
-        0,
-        "pass",
-        "3 passed, 0 failed, 1 skipped (pytest)",
-        &[],
-    ),
-    case(
-        "pytest-pass-q.txt",
-        0,
-        "pass",
-        "3 passed, 0 failed, 1 skipped (pytest)",
-        &[],
-    ),
+    case("pytest-pass.txt", 0, "pass", "3 passed, 0 failed, 1 skipped (pytest)", &[]),
+    case("pytest-pass-q.txt", 0, "pass", "3 passed, 0 failed, 1 skipped (pytest)", &[]),
     case(
         "pytest-fail.txt",
         1,
@@ -171,10 +108,7 @@ const CASES: &[Case] = &[
         1,
         "fail",
         "3 of 7 tests failed (pytest)",
-        &[
-            "tests/test_math.py::test_sub",
-            "tests/test_math.py::test_uses_broken",
-        ],
+        &["tests/test_math.py::test_sub", "tests/test_math.py::test_uses_broken"],
     ),
     case(
         "pytest-fail-color.txt",
@@ -183,23 +117,11 @@ const CASES: &[Case] = &[
         "3 of 7 tests failed (pytest)",
         &["tests/test_math.py::test_sub"],
     ),
-    case(
-        "pytest-collect-error.txt",
-        2,
-        "fail",
-        "1 of 1 test failed (pytest)",
-        &["tests/test_bad.py"],
-    ),
+    case("pytest-collect-error.txt", 2, "fail", "1 of 1 test failed (pytest)", &["tests/test_bad.py"]),
     case("pytest-zero.txt", 5, "fail", "no tests ran (pytest)", &[]),
     case("pytest-zero-q.txt", 5, "fail", "no tests ran (pytest)", &[]),
     // node --test, TAP (node 20's default when piped) and spec reporters.
-    case(
-        "node-tap-pass.txt",
-        0,
-        "pass",
-        "2 passed, 0 failed, 1 skipped (node --test)",
-        &[],
-    ),
+    case("node-tap-pass.txt", 0, "pass", "2 passed, 0 failed, 1 skipped (node --test)", &[]),
     case(
         "node-tap-fail.txt",
         1,
@@ -207,20 +129,8 @@ const CASES: &[Case] = &[
         "2 of 4 tests failed (node --test)",
         &["subtracts", "divides badly"],
     ),
-    case(
-        "node-tap-zero.txt",
-        0,
-        "fail",
-        "no tests ran (node --test)",
-        &[],
-    ),
-    case(
-        "node-spec-pass.txt",
-        0,
-        "pass",
-        "2 passed, 0 failed, 1 skipped (node --test)",
-        &[],
-    ),
+    case("node-tap-zero.txt", 0, "fail", "no tests ran (node --test)", &[]),
+    case("node-spec-pass.txt", 0, "pass", "2 passed, 0 failed, 1 skipped (node --test)", &[]),
     case(
         "node-spec-fail.txt",
         1,
@@ -228,42 +138,12 @@ const CASES: &[Case] = &[
         "2 of 4 tests failed (node --test)",
         &["subtracts", "divides badly"],
     ),
-    case(
-        "node-spec-zero.txt",
-        0,
-        "fail",
-        "no tests ran (node --test)",
-        &[],
-    ),
+    case("node-spec-zero.txt", 0, "fail", "no tests ran (node --test)", &[]),
     // go test: packages without -v, tests with it.
-    case(
-        "go-pass.txt",
-        0,
-        "pass",
-        "1 passed, 0 failed (go test)",
-        &[],
-    ),
-    case(
-        "go-pass-v.txt",
-        0,
-        "pass",
-        "2 passed, 0 failed, 1 skipped (go test)",
-        &[],
-    ),
-    case(
-        "go-fail.txt",
-        1,
-        "fail",
-        "1 of 2 packages failed (go test)",
-        &["TestSub", "TestSubTable/neg"],
-    ),
-    case(
-        "go-fail-v.txt",
-        1,
-        "fail",
-        "2 of 5 tests failed (go test)",
-        &["TestSub", "TestSubTable/neg"],
-    ),
+    case("go-pass.txt", 0, "pass", "1 passed, 0 failed (go test)", &[]),
+    case("go-pass-v.txt", 0, "pass", "2 passed, 0 failed, 1 skipped (go test)", &[]),
+    case("go-fail.txt", 1, "fail", "1 of 2 packages failed (go test)", &["TestSub", "TestSubTable/neg"]),
+    case("go-fail-v.txt", 1, "fail", "2 of 5 tests failed (go test)", &["TestSub", "TestSubTable/neg"]),
     case(
         "go-build-fail.txt",
         2,
@@ -273,20 +153,8 @@ const CASES: &[Case] = &[
     ),
     case("go-zero.txt", 0, "fail", "no tests ran (go test)", &[]),
     // vitest and jest.
-    case(
-        "vitest-pass.txt",
-        0,
-        "pass",
-        "2 passed, 0 failed (vitest)",
-        &[],
-    ),
-    case(
-        "vitest-fail.txt",
-        1,
-        "fail",
-        "1 of 5 tests failed (vitest)",
-        &["math.test.js > math > divides"],
-    ),
+    case("vitest-pass.txt", 0, "pass", "2 passed, 0 failed (vitest)", &[]),
+    case("vitest-fail.txt", 1, "fail", "1 of 5 tests failed (vitest)", &["math.test.js > math > divides"]),
     case(
         "vitest-fail-nocolor.txt",
         1,
@@ -294,38 +162,14 @@ const CASES: &[Case] = &[
         "1 of 5 tests failed (vitest)",
         &["math.test.js > math > divides"],
     ),
-    case(
-        "vitest-skipped-only.txt",
-        0,
-        "fail",
-        "no tests ran (vitest, 2 skipped)",
-        &[],
-    ),
+    case("vitest-skipped-only.txt", 0, "fail", "no tests ran (vitest, 2 skipped)", &[]),
     case("vitest-zero.txt", 0, "fail", "no test summary found", &[]),
     case("jest-pass.txt", 0, "pass", "2 passed, 0 failed (jest)", &[]),
-    case(
-        "jest-fail.txt",
-        1,
-        "fail",
-        "1 of 5 tests failed (jest)",
-        &["math › divides"],
-    ),
+    case("jest-fail.txt", 1, "fail", "1 of 5 tests failed (jest)", &["math › divides"]),
     case("jest-zero.txt", 0, "fail", "no test summary found", &[]),
     // The plain closing line, and output with no summary at all.
-    case(
-        "plain-pass.txt",
-        0,
-        "pass",
-        "12 passed, 0 failed, 2 skipped (plain summary)",
-        &[],
-    ),
-    case(
-        "plain-fail.txt",
-        1,
-        "fail",
-        "1 of 11 tests failed (plain summary)",
-        &[],
-    ),
+    case("plain-pass.txt", 0, "pass", "12 passed, 0 failed, 2 skipped (plain summary)", &[]),
+    case("plain-fail.txt", 1, "fail", "1 of 11 tests failed (plain summary)", &[]),
     case("unrecognized.txt", 0, "fail", "no test summary found", &[]),
 ];
 
@@ -341,12 +185,9 @@ fn every_fixture_gets_its_verdict() {
             .failing
             .iter()
             .filter(|name| {
-                !run.findings().iter().any(|f| {
-                    f["message"]
-                        .as_str()
-                        .unwrap_or("")
-                        .starts_with(&format!("{name} failed"))
-                })
+                !run.findings()
+                    .iter()
+                    .any(|f| f["message"].as_str().unwrap_or("").starts_with(&format!("{name} failed")))
             })
             .collect();
         if run.outcome() != c.outcome
@@ -377,35 +218,18 @@ fn failing_tests_are_located_in_findings() {
         let f = run
             .findings()
             .into_iter()
-            .find(|f| {
-                f["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with(&format!("{name} failed"))
-            })
+            .find(|f| f["message"].as_str().unwrap_or("").starts_with(&format!("{name} failed")))
             .unwrap_or_else(|| panic!("no finding for {name}: {}", run.findings_text()));
-        (
-            f["path"].as_str().unwrap_or("").to_string(),
-            f["line"].as_u64(),
-        )
+        (f["path"].as_str().unwrap_or("").to_string(), f["line"].as_u64())
     };
     // Rust: from the panic location in the captured output.
     let run = check(cache.path(), "cargo-fail.txt", 101, &[]);
-    assert_eq!(
-        at(&run, "tests::subtracts"),
-        ("src/lib.rs".to_string(), Some(7))
-    );
-    assert_eq!(
-        at(&run, "integration_bad"),
-        ("tests/it.rs".to_string(), Some(2))
-    );
+    assert_eq!(at(&run, "tests::subtracts"), ("src/lib.rs".to_string(), Some(7)));
+    assert_eq!(at(&run, "integration_bad"), ("tests/it.rs".to_string(), Some(2)));
     assert_eq!(run.findings()[0]["severity"], "error");
     // pytest: the test file, and the line of the traceback's last frame in it.
     let run = check(cache.path(), "pytest-fail.txt", 1, &[]);
-    assert_eq!(
-        at(&run, "tests/test_math.py::test_sub"),
-        ("tests/test_math.py".to_string(), Some(7))
-    );
+    assert_eq!(at(&run, "tests/test_math.py::test_sub"), ("tests/test_math.py".to_string(), Some(7)));
     assert_eq!(
         at(&run, "tests/test_math.py::test_uses_broken"),
         ("tests/test_math.py".to_string(), Some(19))
@@ -425,34 +249,17 @@ fn a_nonzero_exit_code_fails_a_green_summary() {
     let cache = tempfile::tempdir().unwrap();
     let run = check(cache.path(), "cargo-pass.txt", 101, &[]);
     assert_eq!((run.code, run.outcome()), (1, "fail"));
-    assert!(
-        run.summary().contains("5 passed, 0 failed"),
-        "{}",
-        run.summary()
-    );
-    assert!(
-        run.summary().contains("exited with code 101"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("5 passed, 0 failed"), "{}", run.summary());
+    assert!(run.summary().contains("exited with code 101"), "{}", run.summary());
 
     // A crashed test binary fails the gate even when the exit code was lost (`cargo test | tee`).
     let run = check(cache.path(), "cargo-crash.txt", 0, &[]);
     assert_eq!(run.outcome(), "fail");
-    assert!(
-        run.summary()
-            .starts_with("1 of 2 tests failed (cargo test)"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().starts_with("1 of 2 tests failed (cargo test)"), "{}", run.summary());
 
     let run = check(cache.path(), "pytest-pass.txt", -1, &[]);
     assert_eq!(run.outcome(), "fail");
-    assert!(
-        run.summary().contains("exited with code -1"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("exited with code -1"), "{}", run.summary());
 }
 
 #[test]
@@ -466,11 +273,7 @@ fn zero_tests_and_unrecognized_output_fail() {
     assert_eq!((run.code, run.outcome()), (1, "fail"));
     assert_eq!(run.summary(), "no test summary found in the step's output");
     // The evidence shows what the output ended with.
-    assert!(
-        run.evidence().contains("Build succeeded."),
-        "{}",
-        run.evidence()
-    );
+    assert!(run.evidence().contains("Build succeeded."), "{}", run.evidence());
 
     // Empty output.
     let dir = tempfile::tempdir().unwrap();
@@ -483,102 +286,45 @@ fn zero_tests_and_unrecognized_output_fail() {
         &["--output-file", empty.to_str().unwrap(), "--exit-code", "0"],
     );
     assert_eq!(run.outcome(), "fail");
-    assert!(
-        run.summary().starts_with("no test summary found"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().starts_with("no test summary found"), "{}", run.summary());
 }
 
 #[test]
 fn min_tests_raises_the_bar() {
     let cache = tempfile::tempdir().unwrap();
-    let run = check(
-        cache.path(),
-        "cargo-pass.txt",
-        0,
-        &["--param", "min_tests=6"],
-    );
+    let run = check(cache.path(), "cargo-pass.txt", 0, &["--param", "min_tests=6"]);
     assert_eq!(run.outcome(), "fail");
     assert!(
         run.summary().contains("only 5 tests ran") && run.summary().contains("at least 6"),
         "{}",
         run.summary()
     );
-    let run = check(
-        cache.path(),
-        "cargo-pass.txt",
-        0,
-        &["--param", "min_tests=5"],
-    );
+    let run = check(cache.path(), "cargo-pass.txt", 0, &["--param", "min_tests=5"]);
     assert_eq!(run.outcome(), "pass", "{}", run.summary());
     // Zero tests pass only when explicitly allowed.
-    let run = check(
-        cache.path(),
-        "cargo-zero.txt",
-        0,
-        &["--param", "min_tests=0"],
-    );
+    let run = check(cache.path(), "cargo-zero.txt", 0, &["--param", "min_tests=0"]);
     assert_eq!(run.outcome(), "pass", "{}", run.summary());
 }
 
 #[test]
 fn format_can_be_forced() {
     let cache = tempfile::tempdir().unwrap();
-    let run = check(
-        cache.path(),
-        "cargo-pass.txt",
-        0,
-        &["--param", "format=cargo"],
-    );
+    let run = check(cache.path(), "cargo-pass.txt", 0, &["--param", "format=cargo"]);
     assert_eq!(run.outcome(), "pass", "{}", run.summary());
-    let run = check(
-        cache.path(),
-        "cargo-pass.txt",
-        0,
-        &["--param", "format=pytest"],
-    );
+    let run = check(cache.path(), "cargo-pass.txt", 0, &["--param", "format=pytest"]);
     assert_eq!(run.outcome(), "fail");
-    assert!(
-        run.summary().starts_with("no pytest summary found"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().starts_with("no pytest summary found"), "{}", run.summary());
     // nextest quotes libtest's summaries, indented: they are not cargo test summaries.
-    let run = check(
-        cache.path(),
-        "nextest-fail.txt",
-        100,
-        &["--param", "format=cargo"],
-    );
-    assert!(
-        run.summary().starts_with("no cargo test summary found"),
-        "{}",
-        run.summary()
-    );
-    let run = check(
-        cache.path(),
-        "nextest-fail.txt",
-        100,
-        &["--param", "format=nextest"],
-    );
-    assert!(
-        run.summary()
-            .starts_with("3 of 6 tests failed (cargo nextest)"),
-        "{}",
-        run.summary()
-    );
+    let run = check(cache.path(), "nextest-fail.txt", 100, &["--param", "format=cargo"]);
+    assert!(run.summary().starts_with("no cargo test summary found"), "{}", run.summary());
+    let run = check(cache.path(), "nextest-fail.txt", 100, &["--param", "format=nextest"]);
+    assert!(run.summary().starts_with("3 of 6 tests failed (cargo nextest)"), "{}", run.summary());
 }
 
 #[test]
 fn bad_parameters_and_a_missing_step_are_gate_errors() {
     let cache = tempfile::tempdir().unwrap();
-    let run = check(
-        cache.path(),
-        "cargo-pass.txt",
-        0,
-        &["--param", "format=mocha"],
-    );
+    let run = check(cache.path(), "cargo-pass.txt", 0, &["--param", "format=mocha"]);
     assert_eq!((run.code, run.outcome()), (3, "error"), "{}", run.summary());
     assert!(run.summary().contains("format"), "{}", run.summary());
 
@@ -604,14 +350,6 @@ fn every_runner_in_the_output_must_be_green() {
         &["--output-file", both.to_str().unwrap(), "--exit-code", "0"],
     );
     assert_eq!(run.outcome(), "fail");
-    assert!(
-        run.summary().contains("cargo test summary with 3 failed"),
-        "{}",
-        run.summary()
-    );
-    assert!(
-        run.findings_text().contains("integration_bad failed"),
-        "{}",
-        run.findings_text()
-    );
+    assert!(run.summary().contains("cargo test summary with 3 failed"), "{}", run.summary());
+    assert!(run.findings_text().contains("integration_bad failed"), "{}", run.findings_text());
 }

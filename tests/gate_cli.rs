@@ -11,18 +11,10 @@ use std::process::Stdio;
 #[test]
 fn list_names_every_builtin_with_a_description() {
     let cache = tempfile::tempdir().unwrap();
-    let out = greenlight(cache.path())
-        .args(["gate", "list", "--json"])
-        .output()
-        .unwrap();
+    let out = greenlight(cache.path()).args(["gate", "list", "--json"]).output().unwrap();
     assert!(out.status.success());
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["gate"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["gate"].as_str().unwrap()).collect();
     for expected in [
         "builtin:changed-files",
         "builtin:file-exists",
@@ -31,10 +23,7 @@ fn list_names_every_builtin_with_a_description() {
         "builtin:test-summary",
         "builtin:no-secrets",
     ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
     for row in rows.as_array().unwrap() {
         assert!(!row["description"].as_str().unwrap().is_empty(), "{row}");
@@ -45,16 +34,8 @@ fn list_names_every_builtin_with_a_description() {
 fn inspect_shows_the_manifest_and_the_digest_of_the_file() {
     let cache = tempfile::tempdir().unwrap();
     let guest = test_guest("hostile");
-    let out = greenlight(cache.path())
-        .args(["gate", "inspect", "--json"])
-        .arg(&guest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = greenlight(cache.path()).args(["gate", "inspect", "--json"]).arg(&guest).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let expected = hex::encode(sha2::Sha256::digest(std::fs::read(&guest).unwrap()));
     assert_eq!(info["sha256"], expected.as_str());
@@ -67,15 +48,10 @@ fn inspect_shows_the_manifest_and_the_digest_of_the_file() {
         .collect();
     assert!(exec.contains(&"git status **"), "{exec:?}");
 
-    let text = greenlight(cache.path())
-        .args(["gate", "inspect", "builtin:changed-files"])
-        .output()
-        .unwrap();
+    let text = greenlight(cache.path()).args(["gate", "inspect", "builtin:changed-files"]).output().unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(
-        text.contains("sha256")
-            && text.contains("paths (list<string>")
-            && text.contains("exec   git"),
+        text.contains("sha256") && text.contains("paths (list<string>") && text.contains("exec   git"),
         "{text}"
     );
 }
@@ -93,19 +69,14 @@ fn a_gate_is_compiled_once_then_loaded_from_the_cache() {
     assert_eq!(second.json["cached"], true);
 
     // A damaged cache entry is not trusted: the gate is compiled again and still runs.
-    let entries: Vec<_> = std::fs::read_dir(cache.path().join("components"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let entries: Vec<_> =
+        std::fs::read_dir(cache.path().join("components")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
     let third = gate_run(cache.path(), &noop, ws.path(), &[]);
     assert_eq!((third.code, third.outcome()), (0, "pass"));
     assert_eq!(third.json["cached"], false);
-    assert_eq!(
-        gate_run(cache.path(), &noop, ws.path(), &[]).json["cached"],
-        true
-    );
+    assert_eq!(gate_run(cache.path(), &noop, ws.path(), &[]).json["cached"], true);
 }
 
 #[test]
@@ -147,10 +118,7 @@ fn bad_params_are_usage_errors_that_list_what_the_gate_accepts() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown parameter `pahts`"), "{stderr}");
-    assert!(
-        stderr.contains("missing required parameter `paths`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("missing required parameter `paths`"), "{stderr}");
     assert!(stderr.contains("it accepts: paths"), "{stderr}");
 
     let out = greenlight(cache.path())
@@ -182,12 +150,7 @@ fn the_step_output_can_come_from_stdin() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hay\nhay needle hay\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hay\nhay needle hay\n").unwrap();
     let run = parse_gate_run(child.wait_with_output().unwrap());
     assert_eq!((run.code, run.outcome()), (0, "pass"), "{}", run.summary());
 }
@@ -197,47 +160,25 @@ fn things_that_are_not_gates_are_refused_clearly() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        (
-            "junk.wasm",
-            b"hello, not wasm".to_vec(),
-            "not a WebAssembly component",
-        ),
-        (
-            "module.wasm",
-            b"\0asm\x01\0\0\0".to_vec(),
-            "core WebAssembly module, not a component",
-        ),
+        ("junk.wasm", b"hello, not wasm".to_vec(), "not a WebAssembly component"),
+        ("module.wasm", b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module, not a component"),
         // A real component whose manifest was never embedded.
-        (
-            "bare.wasm",
-            std::fs::read(bare_noop()).unwrap(),
-            "has no `greenlight:manifest` section",
-        ),
+        ("bare.wasm", std::fs::read(bare_noop()).unwrap(), "has no `greenlight:manifest` section"),
     ];
     for (name, bytes, expected) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let out = greenlight(cache.path())
-            .args(["gate", "run"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = greenlight(cache.path()).args(["gate", "run"]).arg(&path).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
 
-    let out = greenlight(cache.path())
-        .args(["gate", "run", "builtin:nope"])
-        .output()
-        .unwrap();
+    let out = greenlight(cache.path()).args(["gate", "run", "builtin:nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the built-ins are: changed-files"));
 
-    let out = greenlight(cache.path())
-        .args(["gate", "run", "missing.wasm"])
-        .output()
-        .unwrap();
+    let out = greenlight(cache.path()).args(["gate", "run", "missing.wasm"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
 }
@@ -248,16 +189,8 @@ fn a_gate_built_for_another_api_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = br#"{"name":"future","version":"1.0.0","api":"0.2.0"}"#;
     let path = dir.path().join("future.wasm");
-    std::fs::write(
-        &path,
-        append_section(&std::fs::read(bare_noop()).unwrap(), manifest),
-    )
-    .unwrap();
-    let out = greenlight(cache.path())
-        .args(["gate", "run"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    std::fs::write(&path, append_section(&std::fs::read(bare_noop()).unwrap(), manifest)).unwrap();
+    let out = greenlight(cache.path()).args(["gate", "run"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

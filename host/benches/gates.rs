@@ -18,9 +18,7 @@ use greenlight::sandbox::{GateCall, GateComponent, Grants, Limits, Sandbox, gran
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 5 } else { 1 };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let cache_dir = tempfile::tempdir()?;
     let repo = sample_repo()?;
 
@@ -37,10 +35,7 @@ fn main() -> anyhow::Result<()> {
         row(&format!("builtin:{}", b.name), &times, "");
     }
 
-    println!(
-        "\ncached load (deserialize + link), {} runs each:",
-        200 / scale
-    );
+    println!("\ncached load (deserialize + link), {} runs each:", 200 / scale);
     let sandbox = Sandbox::new(Some(cache_dir.path().to_path_buf()))?;
     for b in builtin::all() {
         sandbox.load(b.wasm, Some(b.sha256))?; // fills the cache
@@ -68,11 +63,7 @@ fn main() -> anyhow::Result<()> {
             t.elapsed() / 1000
         })
     });
-    row(
-        "noop verify (mean of 1000-call batches)",
-        &batches,
-        "target ≤ 0.1 ms",
-    );
+    row("noop verify (mean of 1000-call batches)", &batches, "target ≤ 0.1 ms");
 
     println!("\nchanged-files gate vs the native command it replaces, interleaved:");
     let source = GateSource::parse("builtin:changed-files")?;
@@ -88,10 +79,8 @@ fn main() -> anyhow::Result<()> {
     let (mut gate_times, mut native_times) = (Vec::new(), Vec::new());
     for _ in 0..(300 / scale) {
         let t = Instant::now();
-        let out = Command::new("sh")
-            .args(["-c", "git status --porcelain"])
-            .current_dir(repo.path())
-            .output()?;
+        let out =
+            Command::new("sh").args(["-c", "git status --porcelain"]).current_dir(repo.path()).output()?;
         assert!(out.status.success() && !out.stdout.is_empty());
         native_times.push(t.elapsed());
 
@@ -100,21 +89,13 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let report = runtime.block_on(sandbox.verify(&changed, gate_call));
         gate_times.push(t.elapsed());
-        assert_eq!(
-            report.verdict.outcome,
-            greenlight::sandbox::Outcome::Pass,
-            "{:?}",
-            report.verdict
-        );
+        assert_eq!(report.verdict.outcome, greenlight::sandbox::Outcome::Pass, "{:?}", report.verdict);
     }
     let native = median(&mut native_times);
     let gate = median(&mut gate_times);
     row("native sh -c 'git status --porcelain'", &native_times, "");
     row("builtin:changed-files (paths=[src/])", &gate_times, "");
-    println!(
-        "  ratio gate / native: {:.2}x   (target ≤ 1.3x)",
-        gate.as_secs_f64() / native.as_secs_f64()
-    );
+    println!("  ratio gate / native: {:.2}x   (target ≤ 1.3x)", gate.as_secs_f64() / native.as_secs_f64());
     Ok(())
 }
 
@@ -123,53 +104,25 @@ fn call(
     workspace: &Path,
     params: serde_json::Map<String, serde_json::Value>,
 ) -> GateCall {
-    let effective = grants::decide(
-        &gate.manifest.capabilities,
-        &Grants::workspace_read_only(workspace),
-        workspace,
-    )
-    .unwrap_or_default();
-    GateCall {
-        workspace: workspace.to_path_buf(),
-        effective,
-        params,
-        step: None,
-        limits: Limits::default(),
-    }
+    let effective =
+        grants::decide(&gate.manifest.capabilities, &Grants::workspace_read_only(workspace), workspace)
+            .unwrap_or_default();
+    GateCall { workspace: workspace.to_path_buf(), effective, params, step: None, limits: Limits::default() }
 }
 
 /// A git repository with a few hundred files and a change under src/.
 fn sample_repo() -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-    };
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(dir.path()).output();
     git(&["init", "-q"])?;
     for i in 0..300 {
         let sub = dir.path().join(format!("src/mod{}", i % 10));
         std::fs::create_dir_all(&sub)?;
-        std::fs::write(
-            sub.join(format!("file{i}.rs")),
-            format!("pub fn f{i}() {{}}\n"),
-        )?;
+        std::fs::write(sub.join(format!("file{i}.rs")), format!("pub fn f{i}() {{}}\n"))?;
     }
     git(&["add", "-A"])?;
-    git(&[
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@b",
-        "commit",
-        "-qm",
-        "init",
-    ])?;
-    std::fs::write(
-        dir.path().join("src/mod1/file1.rs"),
-        "pub fn changed() {}\n",
-    )?;
+    git(&["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"])?;
+    std::fs::write(dir.path().join("src/mod1/file1.rs"), "pub fn changed() {}\n")?;
     std::fs::write(dir.path().join("src/new.rs"), "pub fn new() {}\n")?;
     Ok(dir)
 }
@@ -188,19 +141,10 @@ fn row(label: &str, times: &[Duration], note: &str) {
     let mut sorted = times.to_vec();
     sorted.sort();
     let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-    println!(
-        "  {label:<44} {:>9}  [{} – {}]  {note}",
-        fmt(pct(0.5)),
-        fmt(pct(0.1)),
-        fmt(pct(0.9))
-    );
+    println!("  {label:<44} {:>9}  [{} – {}]  {note}", fmt(pct(0.5)), fmt(pct(0.1)), fmt(pct(0.9)));
 }
 
 fn fmt(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
-    if ms < 1.0 {
-        format!("{:.3} ms", ms)
-    } else {
-        format!("{:.1} ms", ms)
-    }
+    if ms < 1.0 { format!("{:.3} ms", ms) } else { format!("{:.1} ms", ms) }
 }

@@ -63,16 +63,8 @@ impl Repo {
     }
 
     pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("git").args(args).current_dir(self.path()).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -95,22 +87,13 @@ impl GateRun {
         self.json["verdict"]["evidence"].as_str().unwrap_or("")
     }
     pub fn findings(&self) -> Vec<serde_json::Value> {
-        self.json["verdict"]["findings"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.json["verdict"]["findings"].as_array().cloned().unwrap_or_default()
     }
     /// All finding messages and paths, joined, for `contains` assertions.
     pub fn findings_text(&self) -> String {
         self.findings()
             .iter()
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    f["path"].as_str().unwrap_or(""),
-                    f["message"].as_str().unwrap_or("")
-                )
-            })
+            .map(|f| format!("{} {}", f["path"].as_str().unwrap_or(""), f["message"].as_str().unwrap_or("")))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -136,9 +119,5 @@ pub fn parse_gate_run(out: Output) -> GateRun {
             out.status.code()
         )
     });
-    GateRun {
-        code: out.status.code().unwrap_or(-1),
-        json,
-        stderr,
-    }
+    GateRun { code: out.status.code().unwrap_or(-1), json, stderr }
 }

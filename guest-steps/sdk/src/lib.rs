@@ -21,6 +21,7 @@
 //! embeds it in the component.
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/v0.1",
@@ -278,12 +279,7 @@ pub fn __verify<G: Gate>(input: wit::GateInput) -> wit::Verdict {
         findings: verdict
             .findings
             .into_iter()
-            .map(|f| wit::Finding {
-                path: f.path,
-                line: f.line,
-                message: f.message,
-                severity: f.severity,
-            })
+            .map(|f| wit::Finding { path: f.path, line: f.line, message: f.message, severity: f.severity })
             .collect(),
         evidence: verdict.evidence,
     }

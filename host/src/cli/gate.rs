@@ -1,6 +1,6 @@
 //! `greenlight gate run | inspect | list`.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -9,11 +9,12 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::exit;
+use super::text;
 use crate::gates::{GateSource, builtin};
 use crate::sandbox::manifest::ParamKind;
 use crate::sandbox::{
-    CompileCache, ExecPattern, GateCall, GateReport, Limits, Manifest, Outcome, Sandbox,
-    StepResult, grants,
+    self, CompileCache, ExecPattern, GateCall, GateReport, Limits, Manifest, Outcome, Sandbox, StepResult,
+    grants,
 };
 
 #[derive(Subcommand)]
@@ -24,7 +25,7 @@ pub enum GateCommand {
     /// 2 usage error (including a capability the gate requests that was not granted).
     #[command(after_help = "Examples:\n  \
         greenlight gate run builtin:changed-files --param 'paths=[src/, tests/]'\n  \
-        cargo test 2>&1 | greenlight gate run builtin:test-summary --output-file - --exit-code $?\n  \
+        cargo test >out.txt 2>&1; greenlight gate run builtin:test-summary --output-file out.txt --exit-code $?\n  \
         greenlight gate run ./my-gate.wasm --grant-exec 'git diff **' --timeout 10s --json")]
     Run(RunArgs),
     /// Show a gate's manifest (parameters, requested capabilities) and its sha256.
@@ -104,10 +105,13 @@ fn run_gate(args: RunArgs) -> anyhow::Result<u8> {
         bail!("--workdir {}: not a directory", args.workdir.display());
     }
     let sandbox = Sandbox::new(CompileCache::default_dir())?;
-    let (bytes, sha256) = source.bytes()?;
-    let gate = sandbox
-        .load(&bytes, sha256)
-        .with_context(|| format!("loading gate {}", source.label()))?;
+    let (bytes, known) = source.bytes()?;
+    let sha256 = known.map_or_else(|| sandbox::digest(&bytes), str::to_string);
+    if !args.json && !sandbox.is_cached(&sha256) && std::io::stderr().is_terminal() {
+        eprintln!("compiling {} (once on this machine; cached afterwards)...", source.label());
+    }
+    let gate =
+        sandbox.load(&bytes, Some(&sha256)).with_context(|| format!("loading gate {}", source.label()))?;
     let manifest = &gate.manifest;
 
     let params = parse_params(&args.params, manifest)?;
@@ -117,28 +121,15 @@ fn run_gate(args: RunArgs) -> anyhow::Result<u8> {
     grants.read.extend(absolute_paths(&args.grant_read)?);
     grants.write.extend(absolute_paths(&args.grant_write)?);
     for pattern in &args.grant_exec {
-        grants
-            .exec
-            .push(ExecPattern::parse(pattern).map_err(|e| anyhow::anyhow!("--grant-exec: {e}"))?);
+        grants.exec.push(ExecPattern::parse(pattern).map_err(|e| anyhow::anyhow!("--grant-exec: {e}"))?);
     }
     let effective = grants::decide(&manifest.capabilities, &grants, &workspace)
         .map_err(|e| anyhow::anyhow!("gate {}: {e}", source.label()))?;
 
     let step = read_step(args.output_file.as_deref(), args.exit_code)?;
-    let limits = Limits {
-        timeout: args.timeout,
-        memory: args.memory,
-        fuel: args.fuel,
-        ..Limits::default()
-    };
-    let call = GateCall {
-        workspace,
-        effective: effective.clone(),
-        params,
-        step,
-        limits: limits.clone(),
-    };
-    let report = super::runtime()?.block_on(sandbox.verify(&gate, call));
+    let limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel, ..Limits::default() };
+    let call = GateCall { workspace, effective: effective.clone(), params, step, limits: limits.clone() };
+    let report = super::block_on(sandbox.verify(&gate, call))?;
 
     if args.json {
         let out = json!({
@@ -152,6 +143,7 @@ fn run_gate(args: RunArgs) -> anyhow::Result<u8> {
             "logs": report.logs,
             "logs_dropped": report.logs_dropped,
             "processes": report.processes,
+            "processes_dropped": report.processes_dropped,
             "console": report.console,
             "cached": gate.from_cache,
             "timings_ms": {
@@ -179,34 +171,29 @@ fn print_report(label: &str, report: &GateReport) {
         Outcome::Fail => "FAIL",
         Outcome::Error => "ERROR",
     };
-    println!("{word}  {label}: {}", verdict.summary);
+    println!("{word}  {label}: {}", text::line(&verdict.summary));
     for f in &verdict.findings {
         let place = match (&f.path, f.line) {
-            (Some(p), Some(l)) => format!("{p}:{l}: "),
-            (Some(p), None) => format!("{p}: "),
+            (Some(p), Some(l)) => format!("{}:{l}: ", text::line(p)),
+            (Some(p), None) => format!("{}: ", text::line(p)),
             _ => String::new(),
         };
-        println!(
-            "  {:<7} {place}{}",
-            format!("{:?}", f.severity).to_lowercase(),
-            f.message
-        );
+        let severity = format!("{:?}", f.severity).to_lowercase();
+        println!("  {severity:<7} {place}{}", text::line(&f.message));
     }
     if verdict.outcome != Outcome::Pass && !verdict.evidence.trim().is_empty() {
+        // Quoted with a gutter: the gate's text can never pass for greenlight's own lines.
         println!("evidence:");
-        for line in verdict.evidence.trim_end().lines() {
-            println!("  {line}");
+        for line in text::block(verdict.evidence.trim_end()).lines() {
+            println!("  | {line}");
         }
     }
     // Debug messages are for gate authors: they are in the --json output, not here.
     for entry in report.logs.iter().filter(|e| e.level != "debug") {
-        eprintln!("[{}] {}", entry.level, entry.message);
+        eprintln!("[{}] {}", entry.level, text::line(&entry.message));
     }
     if report.logs_dropped > 0 {
-        eprintln!(
-            "({} more log messages over the log limit were dropped)",
-            report.logs_dropped
-        );
+        eprintln!("({} more log messages over the log limit were dropped)", report.logs_dropped);
     }
 }
 
@@ -217,11 +204,7 @@ fn parse_params(pairs: &[String], manifest: &Manifest) -> anyhow::Result<Map<Str
         let Some((key, text)) = pair.split_once('=') else {
             bail!("--param {pair:?}: expected K=V, e.g. --param 'paths=[src/]'");
         };
-        let declared = manifest
-            .params
-            .iter()
-            .find(|p| p.name == key)
-            .map(|p| p.kind);
+        let declared = manifest.params.iter().find(|p| p.name == key).map(|p| p.kind);
         // A string is never YAML-parsed ("REVIEW_VERDICT: CLEAN" is not a mapping), and a list of
         // strings is YAML only when written as one (`[a, b]`); otherwise it is a single string.
         let verbatim = match declared {
@@ -245,25 +228,16 @@ fn parse_params(pairs: &[String], manifest: &Manifest) -> anyhow::Result<Map<Str
 /// The most of a step's output passed to a gate; beyond it the tail is kept.
 const MAX_STEP_OUTPUT: usize = 16 << 20;
 
-fn read_step(
-    output_file: Option<&Path>,
-    exit_code: Option<i32>,
-) -> anyhow::Result<Option<StepResult>> {
+fn read_step(output_file: Option<&Path>, exit_code: Option<i32>) -> anyhow::Result<Option<StepResult>> {
     let Some(path) = output_file else {
         if exit_code.is_some() {
-            return Ok(Some(StepResult {
-                exit_code,
-                output: String::new(),
-                output_truncated: false,
-            }));
+            return Ok(Some(StepResult { exit_code, output: String::new(), output_truncated: false }));
         }
         return Ok(None);
     };
     let mut bytes = Vec::new();
     if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("reading the step output from stdin")?;
+        std::io::stdin().read_to_end(&mut bytes).context("reading the step output from stdin")?;
     } else {
         bytes = std::fs::read(path).with_context(|| format!("--output-file {}", path.display()))?;
     }
@@ -292,30 +266,27 @@ fn inspect(gate: &str, json: bool) -> anyhow::Result<u8> {
     let source = GateSource::parse(gate)?;
     let (bytes, known) = source.bytes()?;
     let manifest = Manifest::from_component(&bytes)?;
-    let sha256 = known.map(str::to_string).unwrap_or_else(|| {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&bytes))
-    });
+    let sha256 = known.map_or_else(|| sandbox::digest(&bytes), str::to_string);
     if json {
-        let out = json!({ "gate": source.label(), "sha256": sha256, "size": bytes.len(), "manifest": manifest });
+        let out =
+            json!({ "gate": source.label(), "sha256": sha256, "size": bytes.len(), "manifest": manifest });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(exit::PASS);
     }
-    println!(
-        "{} {} — {}",
-        manifest.name, manifest.version, manifest.description
-    );
-    println!("  source   {}", source.label());
+    // Every manifest field comes from the component: shown escaped, one line each.
+    let l = |t: &str| text::line(t).into_owned();
+    println!("{} {} — {}", l(&manifest.name), l(&manifest.version), l(&manifest.description));
+    println!("  source   {}", l(&source.label()));
     println!("  sha256   {sha256}");
     println!("  size     {} bytes", bytes.len());
-    println!("  api      greenlight:gate@{}", manifest.api);
+    println!("  api      greenlight:gate@{}", l(&manifest.api));
     if manifest.params.is_empty() {
         println!("  params   (none)");
     } else {
         println!("  params");
         for p in &manifest.params {
             let required = if p.required { ", required" } else { "" };
-            println!("    {} ({}{required})  {}", p.name, p.kind, p.description);
+            println!("    {} ({}{required})  {}", l(&p.name), p.kind, l(&p.description));
         }
     }
     let caps = &manifest.capabilities;
@@ -324,13 +295,13 @@ fn inspect(gate: &str, json: bool) -> anyhow::Result<u8> {
     } else {
         println!("  requests");
         for p in &caps.read {
-            println!("    read   {p}");
+            println!("    read   {}", l(p));
         }
         for p in &caps.write {
-            println!("    write  {p}");
+            println!("    write  {}", l(p));
         }
         for p in &caps.exec {
-            println!("    exec   {p}");
+            println!("    exec   {}", l(&p.to_string()));
         }
     }
     Ok(exit::PASS)
@@ -352,7 +323,7 @@ fn list(json: bool) -> anyhow::Result<u8> {
     }
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, m) in &rows {
-        println!("{name:<width$}  {}", m.description);
+        println!("{name:<width$}  {}", text::line(&m.description));
     }
     println!("\nDetails: greenlight gate inspect builtin:NAME");
     Ok(exit::PASS)
@@ -363,9 +334,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    text.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|e| format!("{e} (try 64MiB, 1GiB)"))
+    text.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("{e} (try 64MiB, 1GiB)"))
 }
 
 fn millis(d: Duration) -> f64 {

@@ -2,6 +2,7 @@
 //! the layers below.
 
 mod gate;
+mod text;
 
 use std::process::ExitCode;
 
@@ -52,15 +53,18 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Errors quote manifests and paths, which come from components: escape them too.
+            eprintln!("error: {}", text::block(&format!("{error:#}")));
             ExitCode::from(exit::USAGE)
         }
     }
 }
 
-/// A multi-threaded tokio runtime for one command.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+/// Run a future to completion on a multi-threaded runtime, then leave without waiting for
+/// blocking threads: a guest can wedge one (opening a FIFO, say) after its call has ended.
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let output = runtime.block_on(future);
+    runtime.shutdown_background();
+    Ok(output)
 }

@@ -89,10 +89,7 @@ pub async fn run(spec: &ProcessSpec) -> std::io::Result<ProcessOutput> {
             // The readers were dropped with the timed-out future; what they had read is lost,
             // which is fine for a process we are about to kill. Terminate politely, then not.
             group.signal(Signal::SIGTERM);
-            if tokio::time::timeout(spec.kill_grace, child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(spec.kill_grace, child.wait()).await.is_err() {
                 group.signal(Signal::SIGKILL);
             }
             group.signal(Signal::SIGKILL);
@@ -184,10 +181,7 @@ mod tests {
         let names: Vec<&str> = text.lines().map(|l| l.split('=').next().unwrap()).collect();
         // sh itself may add PWD/SHLVL/_; nothing from our environment gets through.
         assert!(names.contains(&"ONLY"));
-        assert!(
-            !names.contains(&"PATH") && !names.contains(&"HOME"),
-            "{names:?}"
-        );
+        assert!(!names.contains(&"PATH") && !names.contains(&"HOME"), "{names:?}");
     }
 
     #[tokio::test]
@@ -214,16 +208,10 @@ mod tests {
     async fn leftover_background_children_are_killed_at_exit() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("survivor");
-        let spec = sh(&format!(
-            "(sleep 1; touch {}) >/dev/null 2>&1 &",
-            marker.display()
-        ));
+        let spec = sh(&format!("(sleep 1; touch {}) >/dev/null 2>&1 &", marker.display()));
         let out = run(&spec).await.unwrap();
         assert_eq!(out.exit_code, Some(0));
         std::thread::sleep(Duration::from_millis(1500));
-        assert!(
-            !marker.exists(),
-            "a background child outlived its parent step"
-        );
+        assert!(!marker.exists(), "a background child outlived its parent step");
     }
 }

@@ -33,14 +33,15 @@ impl CompileCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        CompileCache {
-            dir: root.join("components"),
-            engine_key: format!("{:016x}", hasher.finish()),
-        }
+        CompileCache { dir: root.join("components"), engine_key: format!("{:016x}", hasher.finish()) }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
+    }
+
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path(sha256).exists()
     }
 
     /// The cached compilation of the component with this digest, if there is a usable one.
@@ -62,19 +63,12 @@ impl CompileCache {
 
     fn try_store(&self, sha256: &str, component: &Component) -> anyhow::Result<()> {
         let bytes = component.serialize()?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         let path = self.path(sha256);
         // Write beside, then rename: a concurrent reader sees the old file or the whole new one.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;

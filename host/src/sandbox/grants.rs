@@ -1,8 +1,8 @@
 //! The two-party capability decision: a component *requests* capabilities in its manifest, the
 //! person running it *grants* them; the component gets a requested capability only if a grant
 //! covers it. Anything requested and not granted refuses the run before instantiation, naming
-//! the flag that would grant it. This module is pure policy: no wasmtime, no I/O but path
-//! normalization.
+//! the flag that would grant it. This module is pure policy: no wasmtime, and no I/O but
+//! resolving requested paths (so a symlink inside the workspace cannot carry a mount outside it).
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -36,9 +36,7 @@ impl ExecPattern {
             .ok_or_else(|| "an exec pattern needs a program, e.g. 'git status **'".to_string())?
             .to_string();
         if program.contains('*') {
-            return Err(format!(
-                "exec pattern '{text}': the program must be named, not a wildcard"
-            ));
+            return Err(format!("exec pattern '{text}': the program must be named, not a wildcard"));
         }
         let words: Vec<&str> = words.collect();
         let mut args = Vec::with_capacity(words.len());
@@ -153,10 +151,7 @@ pub struct Grants {
 impl Grants {
     /// The default grant: the workspace, read-only. Nothing else.
     pub fn workspace_read_only(workspace: &Path) -> Grants {
-        Grants {
-            read: vec![workspace.to_path_buf()],
-            ..Grants::default()
-        }
+        Grants { read: vec![workspace.to_path_buf()], ..Grants::default() }
     }
 
     /// Everything requested: for built-in gates, which ship inside greenlight and are trusted
@@ -205,12 +200,19 @@ pub struct Missing {
 
 impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} (grant it with {})",
-            self.kind, self.what, self.flag
-        )
+        // The request comes from the component's manifest: control characters are shown
+        // escaped, so a manifest cannot disguise what it asks for.
+        write!(f, "{} {} (grant it with {})", self.kind, shown(&self.what), shown(&self.flag))
     }
+}
+
+fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect()
 }
 
 /// Every request not covered by a grant.
@@ -219,37 +221,23 @@ pub struct NotGranted(pub Vec<Missing>);
 
 impl fmt::Display for NotGranted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "the component requests capabilities that were not granted:"
-        )?;
+        writeln!(f, "the component requests capabilities that were not granted:")?;
         for m in &self.0 {
             writeln!(f, "  - {m}")?;
         }
-        write!(
-            f,
-            "nothing was run; inspect what it requests with `greenlight gate inspect`"
-        )
+        write!(f, "nothing was run; inspect what it requests with `greenlight gate inspect`")
     }
 }
 
 impl std::error::Error for NotGranted {}
 
 /// Intersect requests with grants. Paths must already be absolute (`workspace` too).
-pub fn decide(
-    requests: &Requests,
-    grants: &Grants,
-    workspace: &Path,
-) -> Result<Effective, NotGranted> {
+pub fn decide(requests: &Requests, grants: &Grants, workspace: &Path) -> Result<Effective, NotGranted> {
     let mut effective = Effective::default();
     let mut missing = Vec::new();
 
     let mut mount = |guest: &String, writable: bool, granted: &[PathBuf]| {
-        let (kind, flag) = if writable {
-            ("write", "--grant-write")
-        } else {
-            ("read", "--grant-read")
-        };
+        let (kind, flag) = if writable { ("write", "--grant-write") } else { ("read", "--grant-read") };
         let Some(host) = guest_to_host(guest, workspace) else {
             missing.push(Missing {
                 kind,
@@ -258,20 +246,20 @@ pub fn decide(
             });
             return;
         };
-        // A write grant also allows reading.
-        let covered = granted.iter().any(|g| host.starts_with(g));
-        if covered {
-            effective.mounts.push(Mount {
-                guest: guest_name(guest),
-                host,
-                writable,
-            });
-        } else {
+        // What is mounted is the directory the path leads to: a symlink is followed here, once,
+        // and the place it leads must be granted (grants are resolved paths too). A write grant
+        // also allows reading.
+        let resolved = host.canonicalize().unwrap_or_else(|_| host.clone());
+        if granted.iter().any(|g| resolved.starts_with(g)) {
+            effective.mounts.push(Mount { guest: guest_name(guest), host: resolved, writable });
+        } else if resolved != host {
             missing.push(Missing {
                 kind,
-                what: guest.clone(),
-                flag: format!("{flag} {}", host.display()),
+                what: format!("{guest} (which resolves to {})", resolved.display()),
+                flag: format!("{flag} {}", resolved.display()),
             });
+        } else {
+            missing.push(Missing { kind, what: guest.clone(), flag: format!("{flag} {}", host.display()) });
         }
     };
     let readable: Vec<PathBuf> = grants.read.iter().chain(&grants.write).cloned().collect();
@@ -292,11 +280,7 @@ pub fn decide(
             });
         }
     }
-    if missing.is_empty() {
-        Ok(effective)
-    } else {
-        Err(NotGranted(missing))
-    }
+    if missing.is_empty() { Ok(effective) } else { Err(NotGranted(missing)) }
 }
 
 /// The guest name for a requested path: "." for the workspace, relative paths normalized.
@@ -304,15 +288,8 @@ fn guest_name(guest: &str) -> String {
     if Path::new(guest).is_absolute() {
         return guest.to_string();
     }
-    let normal: PathBuf = Path::new(guest)
-        .components()
-        .filter(|c| *c != Component::CurDir)
-        .collect();
-    if normal.as_os_str().is_empty() {
-        ".".into()
-    } else {
-        normal.to_string_lossy().into_owned()
-    }
+    let normal: PathBuf = Path::new(guest).components().filter(|c| *c != Component::CurDir).collect();
+    if normal.as_os_str().is_empty() { ".".into() } else { normal.to_string_lossy().into_owned() }
 }
 
 /// The host path for a guest path; `None` if a relative path climbs out of the workspace.
@@ -402,47 +379,26 @@ mod tests {
     #[test]
     fn effective_capabilities_are_requests_covered_by_grants() {
         let ws = Path::new("/w");
-        let requests = Requests {
-            read: vec![".".into()],
-            write: vec!["out".into()],
-            exec: vec![pat("git status **")],
-        };
-        let grants = Grants {
-            read: vec![ws.into()],
-            write: vec![ws.join("out")],
-            exec: vec![pat("git **")],
-        };
+        let requests =
+            Requests { read: vec![".".into()], write: vec!["out".into()], exec: vec![pat("git status **")] };
+        let grants = Grants { read: vec![ws.into()], write: vec![ws.join("out")], exec: vec![pat("git **")] };
         let eff = decide(&requests, &grants, ws).unwrap();
         assert_eq!(
             eff.mounts,
             vec![
-                Mount {
-                    host: "/w".into(),
-                    guest: ".".into(),
-                    writable: false
-                },
-                Mount {
-                    host: "/w/out".into(),
-                    guest: "out".into(),
-                    writable: true
-                },
+                Mount { host: "/w".into(), guest: ".".into(), writable: false },
+                Mount { host: "/w/out".into(), guest: "out".into(), writable: true },
             ]
         );
         assert!(eff.exec_allows("git", &argv("status -z")).is_some());
-        assert!(
-            eff.exec_allows("git", &argv("push")).is_none(),
-            "granted `git **`, requested only status"
-        );
+        assert!(eff.exec_allows("git", &argv("push")).is_none(), "granted `git **`, requested only status");
     }
 
     #[test]
     fn ungranted_requests_name_the_flag_that_grants_them() {
         let ws = Path::new("/w");
-        let requests = Requests {
-            read: vec!["/etc".into()],
-            write: vec!["out".into()],
-            exec: vec![pat("curl **")],
-        };
+        let requests =
+            Requests { read: vec!["/etc".into()], write: vec!["out".into()], exec: vec![pat("curl **")] };
         let err = decide(&requests, &Grants::workspace_read_only(ws), ws).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("--grant-read /etc"), "{text}");
@@ -452,16 +408,28 @@ mod tests {
     }
 
     #[test]
+    fn a_requested_path_is_granted_by_where_it_leads_not_by_its_name() {
+        let root = tempfile::tempdir().unwrap();
+        let ws = root.path().canonicalize().unwrap().join("ws");
+        std::fs::create_dir_all(ws.join("real")).unwrap();
+        std::os::unix::fs::symlink("..", ws.join("updir")).unwrap();
+        std::os::unix::fs::symlink("real", ws.join("alias")).unwrap();
+        let grants = Grants::workspace_read_only(&ws);
+
+        let escape = Requests { read: vec!["updir".into()], ..Requests::default() };
+        let err = decide(&escape, &grants, &ws).unwrap_err().to_string();
+        assert!(err.contains("updir (which resolves to"), "{err}");
+
+        let inside = Requests { read: vec!["alias".into()], ..Requests::default() };
+        let eff = decide(&inside, &grants, &ws).unwrap();
+        assert_eq!(eff.mounts[0].host, ws.join("real"), "the resolved directory is what gets mounted");
+    }
+
+    #[test]
     fn requests_that_climb_out_of_the_workspace_are_never_granted() {
         let ws = Path::new("/w");
-        let requests = Requests {
-            read: vec!["../secrets".into()],
-            ..Requests::default()
-        };
-        let grants = Grants {
-            read: vec!["/".into()],
-            ..Grants::default()
-        };
+        let requests = Requests { read: vec!["../secrets".into()], ..Requests::default() };
+        let grants = Grants { read: vec!["/".into()], ..Grants::default() };
         assert!(decide(&requests, &grants, ws).is_err());
     }
 }

@@ -77,6 +77,8 @@ pub struct GateReport {
     pub logs: Vec<LogEntry>,
     pub logs_dropped: u64,
     pub processes: Vec<ProcessCall>,
+    /// Process calls beyond those kept in `processes`.
+    pub processes_dropped: u64,
     /// What the guest wrote to its own stdout/stderr (a panic message, typically).
     pub console: String,
     pub instantiate_time: Duration,
@@ -94,10 +96,7 @@ struct GateState {
 
 impl WasiView for GateState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -113,11 +112,12 @@ impl Sandbox {
         bindings::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| &mut s.log)?;
         bindings::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let cache = cache_dir.map(|dir| CompileCache::new(&dir, &engine));
-        Ok(Sandbox {
-            engine,
-            linker,
-            cache,
-        })
+        Ok(Sandbox { engine, linker, cache })
+    }
+
+    /// Whether a compiled form of the component with this digest is in the cache.
+    pub fn is_cached(&self, sha256: &str) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.contains(sha256))
     }
 
     /// Read the manifest, then compile the component (or load it from the cache) and link it.
@@ -127,20 +127,15 @@ impl Sandbox {
         let manifest = Manifest::from_component(bytes)?;
         let sha256 = match sha256 {
             Some(known) => known.to_string(),
-            None => hex::encode(Sha256::digest(bytes)),
+            None => digest(bytes),
         };
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.load(&self.engine, &sha256));
+        let cached = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256));
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
             None => {
-                let component =
-                    wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| {
-                        anyhow::anyhow!("the file is not a valid WebAssembly component: {e}")
-                    })?;
+                let component = wasmtime::component::Component::new(&self.engine, bytes)
+                    .map_err(|e| anyhow::anyhow!("the file is not a valid WebAssembly component: {e}"))?;
                 if let Some(cache) = &self.cache {
                     cache.store(&sha256, &component);
                 }
@@ -155,16 +150,11 @@ impl Sandbox {
             )
         })?;
         let pre = GatePre::new(pre).map_err(|e| {
-            anyhow::anyhow!("the component does not export the gate world's `verify` (greenlight:gate@0.1.0): {e}")
+            anyhow::anyhow!(
+                "the component does not export the gate world's `verify` (greenlight:gate@0.1.0): {e}"
+            )
         })?;
-        Ok(GateComponent {
-            manifest,
-            sha256,
-            size: bytes.len(),
-            from_cache,
-            load_time: start.elapsed(),
-            pre,
-        })
+        Ok(GateComponent { manifest, sha256, size: bytes.len(), from_cache, load_time: start.elapsed(), pre })
     }
 
     /// Run one verification. Never fails: anything that goes wrong is an `error` verdict.
@@ -175,6 +165,7 @@ impl Sandbox {
             logs: Vec::new(),
             logs_dropped: 0,
             processes: Vec::new(),
+            processes_dropped: 0,
             console: String::new(),
             instantiate_time: Duration::ZERO,
             verify_time: Duration::ZERO,
@@ -191,29 +182,22 @@ impl Sandbox {
         let state = GateState {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap {
-                max_bytes: limits.memory,
-                hit: false,
-            },
+            memory: MemoryCap { max_bytes: limits.memory, hit: false },
             process: ProcessCapability {
                 effective: call.effective,
                 workspace: call.workspace,
                 deadline,
                 output_limit: limits.process_output,
                 calls: Vec::new(),
+                calls_dropped: 0,
+                git_drivers: None,
             },
             log: LogCapability::new(limits.log_bytes),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        store
-            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
-            .expect("fuel is enabled");
-        let ticks = limits
-            .timeout
-            .as_millis()
-            .div_ceil(engine::EPOCH_TICK.as_millis())
-            .max(1);
+        store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).expect("fuel is enabled");
+        let ticks = limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(ticks as u64);
         store.epoch_deadline_trap();
 
@@ -262,9 +246,15 @@ impl Sandbox {
         report.logs = state.log.entries;
         report.logs_dropped = state.log.dropped;
         report.processes = state.process.calls;
+        report.processes_dropped = state.process.calls_dropped;
         report.console = String::from_utf8_lossy(&console.contents()).into_owned();
         report
     }
+}
+
+/// The sha256 of a component, as hex: what pins a gate and keys its compiled form.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Turn a trap or host error into an `error` verdict that says which bound was hit.
@@ -297,7 +287,17 @@ fn trap_verdict(
                 format!("the gate panicked: {}", panic_message(&console_text))
             }
             Some(trap) => format!("the gate crashed: {trap}"),
-            None => format!("the gate failed: {}", first_line(&format!("{error:#}"))),
+            None => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => {
+                    format!("the gate exited (exit code {}) instead of returning a verdict", exit.0)
+                }
+                None if format!("{error}").contains("fuel allocated for hostcalls") => {
+                    "the gate passed more data to the host than it accepts: far over the verdict \
+                     limit, or in the arguments of a host call"
+                        .to_string()
+                }
+                None => format!("the gate failed: {}", first_line(&format!("{error:#}"))),
+            },
         }
     };
     let mut evidence = format!("{error:?}");
@@ -313,16 +313,8 @@ fn panic_message(console: &str) -> String {
     let mut lines = console.lines().skip_while(|l| !l.contains("panicked"));
     let location = lines.next().unwrap_or_default();
     let message = lines.next().unwrap_or_default();
-    let location = location
-        .split("panicked at ")
-        .nth(1)
-        .unwrap_or("")
-        .trim_end_matches(':');
-    if location.is_empty() {
-        message.to_string()
-    } else {
-        format!("{message} (at {location})")
-    }
+    let location = location.split("panicked at ").nth(1).unwrap_or("").trim_end_matches(':');
+    if location.is_empty() { message.to_string() } else { format!("{message} (at {location})") }
 }
 
 fn first_line(text: &str) -> &str {

@@ -93,10 +93,6 @@ impl Verdict {
 
 /// A summary is one line: the first non-empty one, trimmed.
 fn one_line(text: &str) -> String {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("(no summary)");
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("(no summary)");
     line.to_string()
 }

@@ -125,9 +125,7 @@ impl Gate for FileExists {
         } else {
             format!("{} of {n} missing: {}", missing.len(), list_some(&missing, 5))
         };
-        Ok(Verdict::fail(summary)
-            .with_findings(findings)
-            .with_evidence(evidence))
+        Ok(Verdict::fail(summary).with_findings(findings).with_evidence(evidence))
     }
 }
 

@@ -24,9 +24,7 @@ impl Exclude {
                 return Err(format!("exclude pattern {p:?} is empty"));
             }
             if trimmed.starts_with('/') || trimmed.split('/').any(|c| c == "..") {
-                return Err(format!(
-                    "exclude pattern {p:?} must be relative to the workspace, without `..`"
-                ));
+                return Err(format!("exclude pattern {p:?} must be relative to the workspace, without `..`"));
             }
             out.push(Pattern {
                 text: trimmed.to_string(),
@@ -40,19 +38,14 @@ impl Exclude {
     /// The pattern that excludes `path`, if any.
     pub fn matching(&self, path: &str) -> Option<&str> {
         let components: Vec<&str> = path.split('/').collect();
-        self.patterns
-            .iter()
-            .find(|p| p.matches(path, &components))
-            .map(|p| p.text.as_str())
+        self.patterns.iter().find(|p| p.matches(path, &components)).map(|p| p.text.as_str())
     }
 }
 
 impl Pattern {
     fn matches(&self, path: &str, components: &[&str]) -> bool {
         if self.any_component {
-            return components
-                .iter()
-                .any(|c| glob(self.text.as_bytes(), c.as_bytes()));
+            return components.iter().any(|c| glob(self.text.as_bytes(), c.as_bytes()));
         }
         // Any leading run of whole components: `vendor/*` excludes `vendor/a/b.txt`.
         let mut end = 0;

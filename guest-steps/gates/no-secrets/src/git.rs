@@ -4,14 +4,8 @@
 use greenlight_gate::{GateError, process};
 
 /// Options that keep the repository's own config from running programs or changing the output.
-const SAFE: [&str; 6] = [
-    "--no-optional-locks",
-    "-c",
-    "core.fsmonitor=false",
-    "-c",
-    "core.quotepath=off",
-    "diff",
-];
+const SAFE: [&str; 6] =
+    ["--no-optional-locks", "-c", "core.fsmonitor=false", "-c", "core.quotepath=off", "diff"];
 const DIFF_OPTIONS: [&str; 9] = [
     "--no-color",
     "--no-ext-diff",
@@ -54,11 +48,7 @@ pub fn ls_files(which: &[&str]) -> Result<Vec<String>, GateError> {
     args.extend(which);
     args.push("-z");
     let out = output(&args)?;
-    Ok(out
-        .split('\0')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect())
+    Ok(out.split('\0').filter(|p| !p.is_empty()).map(str::to_string).collect())
 }
 
 fn output(args: &[&str]) -> Result<String, GateError> {
@@ -74,10 +64,9 @@ fn output(args: &[&str]) -> Result<String, GateError> {
     }
     match out.exit_code {
         Some(0) => Ok(out.stdout),
-        Some(c) => Err(GateError::new(format!(
-            "`{what}` failed (exit code {c}): {}",
-            first_line(&out.stderr)
-        ))),
+        Some(c) => {
+            Err(GateError::new(format!("`{what}` failed (exit code {c}): {}", first_line(&out.stderr))))
+        }
         None => Err(GateError::new(format!("`{what}` was killed"))),
     }
 }
@@ -108,11 +97,7 @@ pub fn added_lines(diff: &str, mut f: impl FnMut(&str, u32, &str)) -> DiffFiles 
             match raw.as_bytes().first() {
                 Some(b'+') => {
                     if let Some(p) = &path {
-                        f(
-                            p,
-                            new_line,
-                            raw[1..].strip_suffix('\r').unwrap_or(&raw[1..]),
-                        );
+                        f(p, new_line, raw[1..].strip_suffix('\r').unwrap_or(&raw[1..]));
                     }
                     new_line += 1;
                     new_left = new_left.saturating_sub(1);
@@ -291,9 +276,6 @@ Binary files /dev/null and img.png differ
     fn quoted_paths() {
         assert_eq!(unquote("\"caf\\303\\251 \\\"x\\\".txt\""), "café \"x\".txt");
         assert_eq!(unquote("plain.txt"), "plain.txt");
-        assert_eq!(
-            git_header_path("\"a\\tb\" \"a\\tb\""),
-            Some("a\tb".to_string())
-        );
+        assert_eq!(git_header_path("\"a\\tb\" \"a\\tb\""), Some("a\tb".to_string()));
     }
 }

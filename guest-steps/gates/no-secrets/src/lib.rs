@@ -128,9 +128,7 @@ impl Scan {
         });
         for path in files.binary {
             if !self.is_excluded(&path) {
-                self.skipped
-                    .entry(path)
-                    .or_insert_with(|| "binary (per git)".to_string());
+                self.skipped.entry(path).or_insert_with(|| "binary (per git)".to_string());
             }
         }
     }
@@ -151,11 +149,7 @@ impl Scan {
         };
         if !meta.is_file() {
             // A symlink (git stores its target, not a file's content) or a nested repository.
-            let what = if meta.is_symlink() {
-                "a symbolic link"
-            } else {
-                "not a regular file"
-            };
+            let what = if meta.is_symlink() { "a symbolic link" } else { "not a regular file" };
             self.skip(path, what.to_string());
             return;
         }
@@ -195,10 +189,7 @@ impl Scan {
         }
         for hit in rules::scan_line(text) {
             let secret = &text[hit.start..hit.end];
-            if !self
-                .seen
-                .insert((path.to_string(), hit.kind, secret.to_string()))
-            {
+            if !self.seen.insert((path.to_string(), hit.kind, secret.to_string())) {
                 continue;
             }
             let mut message = format!("possible {}", hit.kind);
@@ -213,12 +204,7 @@ impl Scan {
                 Source::Untracked => message.push_str("; in an untracked file"),
                 Source::WorkTree => {}
             }
-            self.found.push(Found {
-                path: path.to_string(),
-                line: number,
-                kind: hit.kind,
-                message,
-            });
+            self.found.push(Found { path: path.to_string(), line: number, kind: hit.kind, message });
         }
     }
 
@@ -226,11 +212,7 @@ impl Scan {
         let lines: u64 = self.files.values().sum();
         let nfiles = self.files.len();
         let plural = |n: usize, one: &str, many: &str| {
-            if n == 1 {
-                one.to_string()
-            } else {
-                many.to_string()
-            }
+            if n == 1 { one.to_string() } else { many.to_string() }
         };
 
         let mut evidence = String::new();
@@ -253,11 +235,7 @@ impl Scan {
         );
         const LIST: usize = 100;
         for (path, &n) in self.files.iter().take(LIST) {
-            let _ = writeln!(
-                evidence,
-                "  {path} ({n} {})",
-                plural(n as usize, "line", "lines")
-            );
+            let _ = writeln!(evidence, "  {path} ({n} {})", plural(n as usize, "line", "lines"));
         }
         if nfiles > LIST {
             let _ = writeln!(evidence, "  ... and {} more", nfiles - LIST);
@@ -272,11 +250,8 @@ impl Scan {
             }
         }
         if !self.excluded.is_empty() {
-            let _ = writeln!(
-                evidence,
-                "Excluded by the `exclude` parameter: {} file(s).",
-                self.excluded.len()
-            );
+            let _ =
+                writeln!(evidence, "Excluded by the `exclude` parameter: {} file(s).", self.excluded.len());
             for path in self.excluded.iter().take(20) {
                 let _ = writeln!(evidence, "  {path}");
             }
@@ -307,11 +282,7 @@ impl Scan {
             .take(IN_SUMMARY)
             .map(|f| format!("{}:{} ({})", f.path, f.line, f.kind))
             .collect();
-        let more = if n > IN_SUMMARY {
-            format!(", and {} more", n - IN_SUMMARY)
-        } else {
-            String::new()
-        };
+        let more = if n > IN_SUMMARY { format!(", and {} more", n - IN_SUMMARY) } else { String::new() };
         let summary = format!(
             "{n} possible {} in {} {}: {}{more}",
             plural(n, "secret", "secrets"),
@@ -320,10 +291,7 @@ impl Scan {
             places.join(", ")
         );
         if n > MAX_FINDINGS {
-            let _ = writeln!(
-                evidence,
-                "Only the first {MAX_FINDINGS} of {n} findings are listed."
-            );
+            let _ = writeln!(evidence, "Only the first {MAX_FINDINGS} of {n} findings are listed.");
         }
         let _ = writeln!(
             evidence,
@@ -334,9 +302,7 @@ impl Scan {
             .into_iter()
             .take(MAX_FINDINGS)
             .map(|f| Finding::error(f.message).at(f.path, Some(f.line)));
-        Verdict::fail(summary)
-            .with_findings(findings)
-            .with_evidence(evidence)
+        Verdict::fail(summary).with_findings(findings).with_evidence(evidence)
     }
 }
 

@@ -60,8 +60,7 @@ fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> 
 
 /// How many bytes from `from` on satisfy `pred`.
 fn run(b: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
-    b.get(from..)
-        .map_or(0, |rest| rest.iter().take_while(|&&c| pred(c)).count())
+    b.get(from..).map_or(0, |rest| rest.iter().take_while(|&&c| pred(c)).count())
 }
 
 /// The byte before `i` is not part of a word (or there is none).
@@ -70,13 +69,7 @@ fn boundary_before(b: &[u8], i: usize, also: &[u8]) -> bool {
 }
 
 fn hit(kind: &'static str, start: usize, end: usize) -> Hit {
-    Hit {
-        kind,
-        start,
-        end,
-        detail: None,
-        redact: true,
-    }
+    Hit { kind, start, end, detail: None, redact: true }
 }
 
 /// PEM private key headers: `-----BEGIN <TYPE> PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH,
@@ -92,9 +85,7 @@ fn private_key(line: &str, hits: &mut Vec<Hit>) {
             break;
         };
         let label = &line[label_start..label_start + len];
-        let shaped = label
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b' ');
+        let shaped = label.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b' ');
         if shaped && (label.ends_with("PRIVATE KEY") || label.ends_with("PRIVATE KEY BLOCK")) {
             let end = label_start + len + 5;
             hits.push(Hit {
@@ -127,8 +118,7 @@ fn github(b: &[u8], hits: &mut Vec<Hit>) {
     for prefix in [&b"ghp_"[..], b"gho_", b"ghu_", b"ghs_", b"ghr_"] {
         for i in find_all(b, prefix) {
             let n = run(b, i + 4, |c| c.is_ascii_alphanumeric());
-            if boundary_before(b, i, &[]) && n >= 36 && !is_word(*b.get(i + 4 + n).unwrap_or(&b' '))
-            {
+            if boundary_before(b, i, &[]) && n >= 36 && !is_word(*b.get(i + 4 + n).unwrap_or(&b' ')) {
                 hits.push(hit("GitHub token", i, i + 4 + n));
             }
         }
@@ -144,9 +134,7 @@ fn github(b: &[u8], hits: &mut Vec<Hit>) {
 /// Slack tokens (`xoxb-`, `xoxa-`, `xoxp-`, `xoxr-`, `xoxs-`) and incoming webhook URLs.
 fn slack(b: &[u8], hits: &mut Vec<Hit>) {
     for i in find_all(b, b"xox") {
-        if !matches!(b.get(i + 3), Some(b'b' | b'a' | b'p' | b'r' | b's'))
-            || b.get(i + 4) != Some(&b'-')
-        {
+        if !matches!(b.get(i + 3), Some(b'b' | b'a' | b'p' | b'r' | b's')) || b.get(i + 4) != Some(&b'-') {
             continue;
         }
         let n = run(b, i + 5, |c| c.is_ascii_alphanumeric() || c == b'-');
@@ -157,9 +145,7 @@ fn slack(b: &[u8], hits: &mut Vec<Hit>) {
     }
     const HOOK: &[u8] = b"hooks.slack.com/services/";
     for i in find_all(b, HOOK) {
-        let n = run(b, i + HOOK.len(), |c| {
-            c.is_ascii_alphanumeric() || c == b'/' || c == b'_'
-        });
+        let n = run(b, i + HOOK.len(), |c| c.is_ascii_alphanumeric() || c == b'/' || c == b'_');
         if n >= 20 {
             hits.push(hit("Slack webhook URL", i, i + HOOK.len() + n));
         }
@@ -202,26 +188,15 @@ fn sk_keys(b: &[u8], hits: &mut Vec<Hit>) {
             && body.iter().any(u8::is_ascii_uppercase)
             && body.iter().any(u8::is_ascii_lowercase);
         if n >= 32 && (anthropic || mixed) {
-            let kind = if anthropic {
-                "Anthropic API key"
-            } else {
-                "OpenAI-style API key"
-            };
+            let kind = if anthropic { "Anthropic API key" } else { "OpenAI-style API key" };
             hits.push(hit(kind, i, i + 3 + n));
         }
     }
 }
 
 /// Words that, in a variable's name, say it holds a secret (compared without `_`, `-`, `.`).
-const SECRET_NAMES: [&str; 7] = [
-    "secret",
-    "token",
-    "password",
-    "passwd",
-    "apikey",
-    "accesskey",
-    "privatekey",
-];
+const SECRET_NAMES: [&str; 7] =
+    ["secret", "token", "password", "passwd", "apikey", "accesskey", "privatekey"];
 /// Shortest value worth judging, and the entropy (bits per character) a secret has.
 const MIN_VALUE_LEN: usize = 20;
 const MIN_ENTROPY: f64 = 3.5;
@@ -264,11 +239,8 @@ fn assignments(line: &str) -> Vec<Hit> {
 }
 
 fn says_secret(name: &str) -> bool {
-    let normalized: String = name
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let normalized: String =
+        name.chars().filter(|c| !matches!(c, '_' | '-' | '.')).map(|c| c.to_ascii_lowercase()).collect();
     SECRET_NAMES.iter().any(|w| normalized.contains(w))
 }
 
@@ -315,10 +287,7 @@ fn operator(b: &[u8], op: usize) -> Option<(usize, Vec<&str>)> {
     }
     if b[op] == b'=' {
         // The declaration: back to the previous `,`, `;`, `{`, `(` or `)`; its last few identifiers.
-        let from = b[..start]
-            .iter()
-            .rposition(|c| b",;{()".contains(c))
-            .map_or(0, |i| i + 1);
+        let from = b[..start].iter().rposition(|c| b",;{()".contains(c)).map_or(0, |i| i + 1);
         let declaration = std::str::from_utf8(&b[from..start]).ok()?;
         names.extend(
             declaration
@@ -465,51 +434,18 @@ mod tests {
     #[test]
     fn formats() {
         let upper: String = rand(16).to_ascii_uppercase();
-        assert_eq!(
-            kinds(&format!("key = {}{upper}", "AKIA")),
-            ["AWS access key id"]
-        );
+        assert_eq!(kinds(&format!("key = {}{upper}", "AKIA")), ["AWS access key id"]);
         assert_eq!(kinds(&format!("x{}{upper}", "AKIA")), Vec::<&str>::new());
-        assert_eq!(
-            kinds(&format!("t: {}{}", "ghp_", rand(36))),
-            ["GitHub token"]
-        );
-        assert_eq!(
-            kinds(&format!("t: {}{}", "github_pat_", rand(60))),
-            ["GitHub fine-grained token"]
-        );
-        assert_eq!(
-            kinds(&format!("{}-1234567890-{}", "xoxb", rand(20))),
-            ["Slack token"]
-        );
-        assert_eq!(
-            kinds(&format!("\"{}{}\"", "AIza", rand(35))),
-            ["Google API key"]
-        );
-        assert_eq!(
-            kinds(&format!("{}{}", "sk_live_", rand(24))),
-            ["Stripe live key"]
-        );
-        assert_eq!(
-            kinds(&format!("{}{}", "sk-ant-api03-", rand(40))),
-            ["Anthropic API key"]
-        );
-        assert_eq!(
-            kinds(&format!("{}{}", "sk-proj-", rand(48))),
-            ["OpenAI-style API key"]
-        );
-        assert_eq!(
-            kinds("task-list-of-things-that-are-all-lowercase-words"),
-            Vec::<&str>::new()
-        );
-        assert_eq!(
-            kinds(&format!("-----BEGIN {}PRIVATE KEY-----", "OPENSSH ")),
-            ["private key"]
-        );
-        assert_eq!(
-            kinds(&format!("-----BEGIN PGP {} BLOCK-----", "PRIVATE KEY")),
-            ["private key"]
-        );
+        assert_eq!(kinds(&format!("t: {}{}", "ghp_", rand(36))), ["GitHub token"]);
+        assert_eq!(kinds(&format!("t: {}{}", "github_pat_", rand(60))), ["GitHub fine-grained token"]);
+        assert_eq!(kinds(&format!("{}-1234567890-{}", "xoxb", rand(20))), ["Slack token"]);
+        assert_eq!(kinds(&format!("\"{}{}\"", "AIza", rand(35))), ["Google API key"]);
+        assert_eq!(kinds(&format!("{}{}", "sk_live_", rand(24))), ["Stripe live key"]);
+        assert_eq!(kinds(&format!("{}{}", "sk-ant-api03-", rand(40))), ["Anthropic API key"]);
+        assert_eq!(kinds(&format!("{}{}", "sk-proj-", rand(48))), ["OpenAI-style API key"]);
+        assert_eq!(kinds("task-list-of-things-that-are-all-lowercase-words"), Vec::<&str>::new());
+        assert_eq!(kinds(&format!("-----BEGIN {}PRIVATE KEY-----", "OPENSSH ")), ["private key"]);
+        assert_eq!(kinds(&format!("-----BEGIN PGP {} BLOCK-----", "PRIVATE KEY")), ["private key"]);
         assert_eq!(kinds("-----BEGIN PUBLIC KEY-----"), Vec::<&str>::new());
     }
 
@@ -517,40 +453,19 @@ mod tests {
     fn assignments_need_a_secret_name_and_a_random_value() {
         let v = rand(32);
         assert_eq!(kinds(&format!("API_KEY={v}")), ["high-entropy secret"]);
-        assert_eq!(
-            kinds(&format!("  \"clientSecret\": \"{v}\",")),
-            ["high-entropy secret"]
-        );
-        assert_eq!(
-            kinds(&format!("db_password := '{v}'")),
-            ["high-entropy secret"]
-        );
-        assert_eq!(
-            kinds(&format!("export AUTH_TOKEN={v} # ci")),
-            ["high-entropy secret"]
-        );
-        assert_eq!(
-            kinds(&format!("let api_key: &str = \"{v}\";")),
-            ["high-entropy secret"]
-        );
-        assert_eq!(
-            kinds(&format!("var apiKey string = \"{v}\"")),
-            ["high-entropy secret"]
-        );
+        assert_eq!(kinds(&format!("  \"clientSecret\": \"{v}\",")), ["high-entropy secret"]);
+        assert_eq!(kinds(&format!("db_password := '{v}'")), ["high-entropy secret"]);
+        assert_eq!(kinds(&format!("export AUTH_TOKEN={v} # ci")), ["high-entropy secret"]);
+        assert_eq!(kinds(&format!("let api_key: &str = \"{v}\";")), ["high-entropy secret"]);
+        assert_eq!(kinds(&format!("var apiKey string = \"{v}\"")), ["high-entropy secret"]);
         let url = format!("curl 'https://x.io/?access_token={v}&page=2'");
         let hits = scan_line(&url);
         assert_eq!(hits.len(), 1);
         assert_eq!(&url[hits[0].start..hits[0].end], v);
         assert_eq!(kinds(&format!("USERNAME={v}")), Vec::<&str>::new());
-        assert_eq!(
-            kinds(&format!("f(token, x); user = \"{v}\"")),
-            Vec::<&str>::new()
-        );
+        assert_eq!(kinds(&format!("f(token, x); user = \"{v}\"")), Vec::<&str>::new());
         // One finding for one value, even when it holds more `:` and `=`.
-        assert_eq!(
-            kinds(&format!("password=token:{v}")),
-            ["high-entropy secret"]
-        );
+        assert_eq!(kinds(&format!("password=token:{v}")), ["high-entropy secret"]);
         // Placeholders, references, words, short values, comparisons.
         for line in [
             "API_KEY=your-api-key-goes-here-0000",
@@ -566,12 +481,7 @@ mod tests {
             "TOKEN_URL=https://auth.example.com/oauth2/v1/token",
             "API_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1",
             // An ARN names a secret; it is not one.
-            &[
-                "SECRET_ARN=arn:aws:secretsmanager",
-                ":us-east-1:123456789012:secret:",
-                &v,
-            ]
-            .concat(),
+            &["SECRET_ARN=arn:aws:secretsmanager", ":us-east-1:123456789012:secret:", &v].concat(),
         ] {
             assert_eq!(kinds(line), Vec::<&str>::new(), "{line}");
         }
@@ -587,10 +497,7 @@ mod tests {
     fn redaction_keeps_a_few_characters() {
         let s = rand(40);
         let r = redact(&s);
-        assert!(
-            r.starts_with(&s[..4]) && r.ends_with("(40 chars)") && !r.contains(&s[..5]),
-            "{r}"
-        );
+        assert!(r.starts_with(&s[..4]) && r.ends_with("(40 chars)") && !r.contains(&s[..5]), "{r}");
         assert_eq!(redact("abc"), "… (3 chars)");
     }
 }

@@ -107,11 +107,7 @@ fn judge(params: &Params, step: &StepResult) -> Verdict {
         Some(format) => (formats::parse(format, &lines), Vec::new()),
         None => {
             let mut found = formats::detect(&lines);
-            if found.is_empty() {
-                (None, found)
-            } else {
-                (Some(found.remove(0)), found)
-            }
+            if found.is_empty() { (None, found) } else { (Some(found.remove(0)), found) }
         }
     };
     let Some(report) = report else {
@@ -144,17 +140,11 @@ fn no_summary(forced: Option<Format>, step: &StepResult, lines: &[&str]) -> Verd
         Some(f) => vec![f.label()],
         None => Format::ALL.iter().map(|f| f.label()).collect(),
     };
-    let _ = writeln!(
-        evidence,
-        "Looked for the closing summary of: {}.",
-        looked_for.join(", ")
-    );
+    let _ = writeln!(evidence, "Looked for the closing summary of: {}.", looked_for.join(", "));
     let _ = writeln!(evidence, "{}", exit_text(step));
     if step.output_truncated {
-        let _ = writeln!(
-            evidence,
-            "The host truncated the step's output; the summary may have been cut off."
-        );
+        let _ =
+            writeln!(evidence, "The host truncated the step's output; the summary may have been cut off.");
     }
     let _ = writeln!(evidence, "{}", tail(lines));
     Verdict::fail(summary).with_evidence(evidence)
@@ -173,28 +163,14 @@ fn verdict(
         ("packages", 1) => "package",
         (unit, _) => unit,
     };
-    let skipped = if report.skipped > 0 {
-        format!(", {} skipped", report.skipped)
-    } else {
-        String::new()
-    };
-    let counts = format!(
-        "{} passed, {} failed{skipped}",
-        report.passed, report.failed
-    );
+    let skipped = if report.skipped > 0 { format!(", {} skipped", report.skipped) } else { String::new() };
+    let counts = format!("{} passed, {} failed{skipped}", report.passed, report.failed);
 
     let (pass, summary) = if report.failed > 0 {
-        let mut s = format!(
-            "{} of {} {unit} failed ({label})",
-            report.failed, report.ran
-        );
+        let mut s = format!("{} of {} {unit} failed ({label})", report.failed, report.ran);
         if !report.failures.is_empty() {
-            let names: Vec<String> = report
-                .failures
-                .iter()
-                .take(NAMES_IN_SUMMARY)
-                .map(|f| shorten(&f.name))
-                .collect();
+            let names: Vec<String> =
+                report.failures.iter().take(NAMES_IN_SUMMARY).map(|f| shorten(&f.name)).collect();
             let _ = write!(s, ": {}", names.join(", "));
             let more = report.failures.len().saturating_sub(NAMES_IN_SUMMARY);
             if more > 0 {
@@ -223,23 +199,13 @@ fn verdict(
     } else {
         match step.exit_code {
             Some(0) => (true, format!("{counts} ({label})")),
-            Some(c) => (
-                false,
-                format!("{counts} ({label}), but the step exited with code {c}"),
-            ),
-            None => (
-                false,
-                format!("{counts} ({label}), but the step was killed"),
-            ),
+            Some(c) => (false, format!("{counts} ({label}), but the step exited with code {c}")),
+            None => (false, format!("{counts} ({label}), but the step was killed")),
         }
     };
 
     let mut evidence = String::new();
-    let how = if detected {
-        "detected"
-    } else {
-        "as configured"
-    };
+    let how = if detected { "detected" } else { "as configured" };
     let _ = writeln!(evidence, "Runner: {label} ({how}).");
     let _ = writeln!(evidence, "Summary line(s) read:");
     const MAX_SUMMARY_LINES: usize = 60;
@@ -247,11 +213,7 @@ fn verdict(
         let _ = writeln!(evidence, "  {line}");
     }
     if report.summary_lines.len() > MAX_SUMMARY_LINES {
-        let _ = writeln!(
-            evidence,
-            "  ... and {} more",
-            report.summary_lines.len() - MAX_SUMMARY_LINES
-        );
+        let _ = writeln!(evidence, "  ... and {} more", report.summary_lines.len() - MAX_SUMMARY_LINES);
     }
     let _ = writeln!(
         evidence,
@@ -281,11 +243,7 @@ fn verdict(
             other.last_line + 1,
             other.passed,
             other.failed,
-            if other.failed > 0 {
-                ", but its failures count"
-            } else {
-                ""
-            }
+            if other.failed > 0 { ", but its failures count" } else { "" }
         );
     }
     if step.output_truncated {
@@ -300,17 +258,11 @@ fn verdict(
         // A summary cut off (or a test binary that seems to have stopped) may be the host's doing.
         summary.push_str("; the step's output was truncated");
     }
-    let mut findings = if report.failed > 0 {
-        failure_findings(report)
-    } else {
-        Vec::new()
-    };
+    let mut findings = if report.failed > 0 { failure_findings(report) } else { Vec::new() };
     for other in ignored.iter().filter(|r| r.failed > 0) {
         findings.extend(failure_findings(other));
     }
-    Verdict::fail(summary)
-        .with_findings(findings)
-        .with_evidence(evidence)
+    Verdict::fail(summary).with_findings(findings).with_evidence(evidence)
 }
 
 /// A name as the one-line summary shows it: at most 80 characters.
@@ -373,39 +325,23 @@ mod tests {
     use greenlight_gate::Outcome;
 
     fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/../../../tests/fixtures/test-summary/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../../tests/fixtures/test-summary/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     fn run(output: &str, exit_code: Option<i32>, format: FormatParam, min_tests: u64) -> Verdict {
-        let step = StepResult {
-            exit_code,
-            output: output.to_string(),
-            output_truncated: false,
-        };
+        let step = StepResult { exit_code, output: output.to_string(), output_truncated: false };
         judge(&Params { format, min_tests }, &step)
     }
 
     /// (fixture, passes, summary must contain, failing names)
     const TABLE: &[(&str, bool, &str, &[&str])] = &[
-        (
-            "cargo-pass.txt",
-            true,
-            "5 passed, 0 failed, 1 skipped (cargo test)",
-            &[],
-        ),
+        ("cargo-pass.txt", true, "5 passed, 0 failed, 1 skipped (cargo test)", &[]),
         (
             "cargo-fail.txt",
             false,
             "3 of 6 tests failed (cargo test)",
-            &[
-                "tests::test_result_ok",
-                "tests::subtracts",
-                "integration_bad",
-            ],
+            &["tests::test_result_ok", "tests::subtracts", "integration_bad"],
         ),
         (
             "cargo-fail-color.txt",
@@ -420,18 +356,8 @@ mod tests {
             "1 of 2 tests failed (cargo test)",
             &["tests/abort.rs (stopped before its summary)"],
         ),
-        (
-            "cargo-compile-error.txt",
-            false,
-            "no test summary found",
-            &[],
-        ),
-        (
-            "nextest-pass.txt",
-            true,
-            "4 passed, 0 failed, 1 skipped (cargo nextest)",
-            &[],
-        ),
+        ("cargo-compile-error.txt", false, "no test summary found", &[]),
+        ("nextest-pass.txt", true, "4 passed, 0 failed, 1 skipped (cargo nextest)", &[]),
         (
             "nextest-fail.txt",
             false,
@@ -444,24 +370,9 @@ mod tests {
             "1 of 2 tests failed (cargo nextest)",
             &["cfail tests::subtracts"],
         ),
-        (
-            "nextest-zero.txt",
-            false,
-            "no tests ran (cargo nextest)",
-            &[],
-        ),
-        (
-            "pytest-pass.txt",
-            true,
-            "3 passed, 0 failed, 1 skipped (pytest)",
-            &[],
-        ),
-        (
-            "pytest-pass-q.txt",
-            true,
-            "3 passed, 0 failed, 1 skipped (pytest)",
-            &[],
-        ),
+        ("nextest-zero.txt", false, "no tests ran (cargo nextest)", &[]),
+        ("pytest-pass.txt", true, "3 passed, 0 failed, 1 skipped (pytest)", &[]),
+        ("pytest-pass-q.txt", true, "3 passed, 0 failed, 1 skipped (pytest)", &[]),
         (
             "pytest-fail.txt",
             false,
@@ -472,81 +383,21 @@ mod tests {
                 "tests/test_math.py::test_uses_broken",
             ],
         ),
-        (
-            "pytest-fail-q.txt",
-            false,
-            "3 of 7 tests failed (pytest)",
-            &["tests/test_math.py::test_sub"],
-        ),
-        (
-            "pytest-fail-color.txt",
-            false,
-            "3 of 7 tests failed (pytest)",
-            &["tests/test_math.py::test_sub"],
-        ),
+        ("pytest-fail-q.txt", false, "3 of 7 tests failed (pytest)", &["tests/test_math.py::test_sub"]),
+        ("pytest-fail-color.txt", false, "3 of 7 tests failed (pytest)", &["tests/test_math.py::test_sub"]),
         ("pytest-zero.txt", false, "no tests ran (pytest)", &[]),
         ("pytest-zero-q.txt", false, "no tests ran (pytest)", &[]),
-        (
-            "pytest-collect-error.txt",
-            false,
-            "1 of 1 test failed (pytest)",
-            &["tests/test_bad.py"],
-        ),
-        (
-            "node-tap-pass.txt",
-            true,
-            "2 passed, 0 failed, 1 skipped (node --test)",
-            &[],
-        ),
-        (
-            "node-tap-fail.txt",
-            false,
-            "2 of 4 tests failed (node --test)",
-            &["subtracts", "divides badly"],
-        ),
-        (
-            "node-tap-zero.txt",
-            false,
-            "no tests ran (node --test)",
-            &[],
-        ),
-        (
-            "node-spec-pass.txt",
-            true,
-            "2 passed, 0 failed, 1 skipped (node --test)",
-            &[],
-        ),
-        (
-            "node-spec-fail.txt",
-            false,
-            "2 of 4 tests failed (node --test)",
-            &["subtracts", "divides badly"],
-        ),
-        (
-            "node-spec-zero.txt",
-            false,
-            "no tests ran (node --test)",
-            &[],
-        ),
+        ("pytest-collect-error.txt", false, "1 of 1 test failed (pytest)", &["tests/test_bad.py"]),
+        ("node-tap-pass.txt", true, "2 passed, 0 failed, 1 skipped (node --test)", &[]),
+        ("node-tap-fail.txt", false, "2 of 4 tests failed (node --test)", &["subtracts", "divides badly"]),
+        ("node-tap-zero.txt", false, "no tests ran (node --test)", &[]),
+        ("node-spec-pass.txt", true, "2 passed, 0 failed, 1 skipped (node --test)", &[]),
+        ("node-spec-fail.txt", false, "2 of 4 tests failed (node --test)", &["subtracts", "divides badly"]),
+        ("node-spec-zero.txt", false, "no tests ran (node --test)", &[]),
         ("go-pass.txt", true, "1 passed, 0 failed (go test)", &[]),
-        (
-            "go-pass-v.txt",
-            true,
-            "2 passed, 0 failed, 1 skipped (go test)",
-            &[],
-        ),
-        (
-            "go-fail.txt",
-            false,
-            "1 of 2 packages failed (go test)",
-            &["TestSub", "TestSubTable/neg"],
-        ),
-        (
-            "go-fail-v.txt",
-            false,
-            "2 of 5 tests failed (go test)",
-            &["TestSub", "TestSubTable/neg"],
-        ),
+        ("go-pass-v.txt", true, "2 passed, 0 failed, 1 skipped (go test)", &[]),
+        ("go-fail.txt", false, "1 of 2 packages failed (go test)", &["TestSub", "TestSubTable/neg"]),
+        ("go-fail-v.txt", false, "2 of 5 tests failed (go test)", &["TestSub", "TestSubTable/neg"]),
         ("go-zero.txt", false, "no tests ran (go test)", &[]),
         (
             "go-build-fail.txt",
@@ -555,45 +406,20 @@ mod tests {
             &["example.com/calc/broken [build failed]"],
         ),
         ("vitest-pass.txt", true, "2 passed, 0 failed (vitest)", &[]),
-        (
-            "vitest-fail.txt",
-            false,
-            "1 of 5 tests failed (vitest)",
-            &["math.test.js > math > divides"],
-        ),
+        ("vitest-fail.txt", false, "1 of 5 tests failed (vitest)", &["math.test.js > math > divides"]),
         (
             "vitest-fail-nocolor.txt",
             false,
             "1 of 5 tests failed (vitest)",
             &["math.test.js > math > divides"],
         ),
-        (
-            "vitest-skipped-only.txt",
-            false,
-            "no tests ran (vitest, 2 skipped)",
-            &[],
-        ),
+        ("vitest-skipped-only.txt", false, "no tests ran (vitest, 2 skipped)", &[]),
         ("vitest-zero.txt", false, "no test summary found", &[]),
         ("jest-pass.txt", true, "2 passed, 0 failed (jest)", &[]),
-        (
-            "jest-fail.txt",
-            false,
-            "1 of 5 tests failed (jest)",
-            &["math › divides"],
-        ),
+        ("jest-fail.txt", false, "1 of 5 tests failed (jest)", &["math › divides"]),
         ("jest-zero.txt", false, "no test summary found", &[]),
-        (
-            "plain-pass.txt",
-            true,
-            "12 passed, 0 failed, 2 skipped (plain summary)",
-            &[],
-        ),
-        (
-            "plain-fail.txt",
-            false,
-            "1 of 11 tests failed (plain summary)",
-            &[],
-        ),
+        ("plain-pass.txt", true, "12 passed, 0 failed, 2 skipped (plain summary)", &[]),
+        ("plain-fail.txt", false, "1 of 11 tests failed (plain summary)", &[]),
         ("unrecognized.txt", false, "no test summary found", &[]),
     ];
 
@@ -601,23 +427,13 @@ mod tests {
     fn fixtures() {
         let mut problems = Vec::new();
         for (name, passes, summary, failing) in TABLE {
-            let v = run(
-                &fixture(name),
-                Some(if *passes { 0 } else { 1 }),
-                FormatParam::Auto,
-                1,
-            );
+            let v = run(&fixture(name), Some(if *passes { 0 } else { 1 }), FormatParam::Auto, 1);
             let names: Vec<String> = v.findings.iter().map(|f| f.message.clone()).collect();
             let ok = (v.outcome == Outcome::Pass) == *passes
                 && v.summary.contains(summary)
-                && failing
-                    .iter()
-                    .all(|n| names.iter().any(|m| m.starts_with(&format!("{n} failed"))));
+                && failing.iter().all(|n| names.iter().any(|m| m.starts_with(&format!("{n} failed"))));
             if !ok {
-                problems.push(format!(
-                    "{name}: {:?} {:?} {names:?}\n{}",
-                    v.outcome, v.summary, v.evidence
-                ));
+                problems.push(format!("{name}: {:?} {:?} {names:?}\n{}", v.outcome, v.summary, v.evidence));
             }
         }
         assert!(problems.is_empty(), "{}", problems.join("\n\n"));
@@ -626,41 +442,15 @@ mod tests {
     #[test]
     fn locations() {
         let v = run(&fixture("cargo-fail.txt"), Some(101), FormatParam::Auto, 1);
-        let f = v
-            .findings
-            .iter()
-            .find(|f| f.message.starts_with("tests::subtracts "))
-            .unwrap();
+        let f = v.findings.iter().find(|f| f.message.starts_with("tests::subtracts ")).unwrap();
         assert_eq!((f.path.as_deref(), f.line), (Some("src/lib.rs"), Some(7)));
         let v = run(&fixture("pytest-fail.txt"), Some(1), FormatParam::Auto, 1);
-        let f = v
-            .findings
-            .iter()
-            .find(|f| f.message.contains("::test_sub "))
-            .unwrap();
-        assert_eq!(
-            (f.path.as_deref(), f.line),
-            (Some("tests/test_math.py"), Some(7))
-        );
-        let f = v
-            .findings
-            .iter()
-            .find(|f| f.message.contains("::test_uses_broken "))
-            .unwrap();
-        assert_eq!(
-            (f.path.as_deref(), f.line),
-            (Some("tests/test_math.py"), Some(19))
-        );
-        let v = run(
-            &fixture("pytest-collect-error.txt"),
-            Some(2),
-            FormatParam::Auto,
-            1,
-        );
-        assert_eq!(
-            (v.findings[0].path.as_deref(), v.findings[0].line),
-            (Some("tests/test_bad.py"), Some(1))
-        );
+        let f = v.findings.iter().find(|f| f.message.contains("::test_sub ")).unwrap();
+        assert_eq!((f.path.as_deref(), f.line), (Some("tests/test_math.py"), Some(7)));
+        let f = v.findings.iter().find(|f| f.message.contains("::test_uses_broken ")).unwrap();
+        assert_eq!((f.path.as_deref(), f.line), (Some("tests/test_math.py"), Some(19)));
+        let v = run(&fixture("pytest-collect-error.txt"), Some(2), FormatParam::Auto, 1);
+        assert_eq!((v.findings[0].path.as_deref(), v.findings[0].line), (Some("tests/test_bad.py"), Some(1)));
         let v = run(&fixture("vitest-fail.txt"), Some(1), FormatParam::Auto, 1);
         assert_eq!(v.findings[0].path.as_deref(), Some("math.test.js"));
     }
@@ -682,23 +472,11 @@ mod tests {
     #[test]
     fn every_runner_must_be_green() {
         // `cargo test; pytest`: pytest's summary ends last, but cargo's failures still count.
-        let out = format!(
-            "{}\n{}",
-            fixture("cargo-fail.txt"),
-            fixture("pytest-pass.txt")
-        );
+        let out = format!("{}\n{}", fixture("cargo-fail.txt"), fixture("pytest-pass.txt"));
         let v = run(&out, Some(0), FormatParam::Auto, 1);
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(
-            v.summary.contains("cargo test summary with 3 failed"),
-            "{}",
-            v.summary
-        );
-        assert!(
-            v.findings
-                .iter()
-                .any(|f| f.message.starts_with("integration_bad failed"))
-        );
+        assert!(v.summary.contains("cargo test summary with 3 failed"), "{}", v.summary);
+        assert!(v.findings.iter().any(|f| f.message.starts_with("integration_bad failed")));
     }
 
     #[test]
@@ -707,12 +485,7 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.summary.contains("no pytest summary"), "{}", v.summary);
         // nextest output quotes libtest summaries (indented): forced cargo must not read them.
-        let v = run(
-            &fixture("nextest-fail.txt"),
-            Some(100),
-            FormatParam::Cargo,
-            1,
-        );
+        let v = run(&fixture("nextest-fail.txt"), Some(100), FormatParam::Cargo, 1);
         assert!(v.summary.contains("no cargo test summary"), "{}", v.summary);
     }
 
@@ -725,10 +498,6 @@ mod tests {
         // --nocapture: a test prints a green summary before the real, red one.
         let out = "running 2 tests\ntest result: ok. 50 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\ntest a ... FAILED\ntest b ... ok\n\ntest result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
         let v = run(out, Some(101), FormatParam::Auto, 1);
-        assert!(
-            v.summary.starts_with("1 of 2 tests failed"),
-            "{}",
-            v.summary
-        );
+        assert!(v.summary.starts_with("1 of 2 tests failed"), "{}", v.summary);
     }
 }

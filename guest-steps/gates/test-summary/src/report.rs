@@ -98,11 +98,7 @@ impl Report {
             }
             return;
         }
-        self.failures.push(Failure {
-            name: name.to_string(),
-            path,
-            line,
-        });
+        self.failures.push(Failure { name: name.to_string(), path, line });
     }
 
     /// Attach a location to an already recorded failure that has none.
@@ -198,18 +194,9 @@ mod tests {
 
     #[test]
     fn locations() {
-        assert_eq!(
-            relative_location("src/lib.rs:7:138:"),
-            Some(("src/lib.rs".into(), 7))
-        );
-        assert_eq!(
-            relative_location("tests/test_x.py:19"),
-            Some(("tests/test_x.py".into(), 19))
-        );
-        assert_eq!(
-            relative_location("/rustc/abc/library/core/src/panicking.rs:80:14"),
-            None
-        );
+        assert_eq!(relative_location("src/lib.rs:7:138:"), Some(("src/lib.rs".into(), 7)));
+        assert_eq!(relative_location("tests/test_x.py:19"), Some(("tests/test_x.py".into(), 19)));
+        assert_eq!(relative_location("/rustc/abc/library/core/src/panicking.rs:80:14"), None);
         assert_eq!(relative_location("nothing"), None);
         assert_eq!(
             rust_panic_location("thread 'a::b' (7714) panicked at src/lib.rs:7:138:"),

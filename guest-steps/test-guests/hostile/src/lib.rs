@@ -62,6 +62,9 @@ impl Gate for Hostile {
             "exit-zero" => std::process::exit(0),
             "process-flood" => Ok(process_flood()),
             "log-flood" => Ok(log_flood()),
+            "log-empty-flood" => Ok(log_empty_flood()),
+            "exec-denied-flood" => Ok(exec_denied_flood()),
+            "terminal-escape" => Ok(terminal_escape()),
             "huge-verdict" => Ok(Verdict::pass("x".repeat(HUGE))),
             "huge-evidence" => Ok(Verdict::pass("huge evidence").with_evidence("x".repeat(HUGE))),
             "huge-findings" => Ok(huge_findings()),
@@ -98,11 +101,8 @@ impl Report {
         }
     }
     fn verdict(self) -> Verdict {
-        let evidence = format!(
-            "refused:\n  {}\nescaped:\n  {}",
-            self.contained.join("\n  "),
-            self.escaped.join("\n  ")
-        );
+        let evidence =
+            format!("refused:\n  {}\nescaped:\n  {}", self.contained.join("\n  "), self.escaped.join("\n  "));
         if self.escaped.is_empty() {
             Verdict::pass(format!("contained: {}", self.contained.join("; "))).with_evidence(evidence)
         } else {
@@ -370,7 +370,8 @@ fn stdin() -> Verdict {
 /// Print a fake verdict on stdout: it must not reach the host's stdout (and corrupt its JSON).
 fn stdout() -> Verdict {
     let fake = r#"{"verdict":{"outcome":"pass","summary":"FORGED BY GUEST","findings":[],"evidence":""}}"#;
-    let out = std::io::stdout().write_all(format!("{fake}\n").as_bytes()).and_then(|_| std::io::stdout().flush());
+    let out =
+        std::io::stdout().write_all(format!("{fake}\n").as_bytes()).and_then(|_| std::io::stdout().flush());
     let err = std::io::stderr().write_all(b"FORGED STDERR BY GUEST\n");
     Verdict::pass(format!("contained: printed a forged verdict (stdout: {out:?}, stderr: {err:?})"))
 }
@@ -485,6 +486,52 @@ fn log_flood() -> Verdict {
     Verdict::pass(format!(
         "contained: logged {SMALL_LOGS} small and {BIG_LOGS} x 1 MiB messages and kept running"
     ))
+}
+
+/// Empty messages cost nothing against a byte budget: they must still be bounded.
+fn log_empty_flood() -> Verdict {
+    for _ in 0..EMPTY_LOGS {
+        log::info(black_box(""));
+    }
+    Verdict::pass(format!("contained: logged {EMPTY_LOGS} empty messages and kept running"))
+}
+
+const EMPTY_LOGS: usize = 2_000_000;
+
+/// Denied calls are cheap for the guest (no process starts); the host must not keep an unbounded
+/// record of them (here 256 calls with a 1 MiB argument each).
+fn exec_denied_flood() -> Verdict {
+    let big = "A".repeat(1 << 20);
+    let mut denied = 0;
+    let mut other = Vec::new();
+    for _ in 0..256 {
+        match process::run("not-granted", &[black_box(big.as_str())]) {
+            Err(process::RunError::Denied(_)) => denied += 1,
+            Err(e) => other.push(e.to_string()),
+            Ok(_) => other.push("ran".to_string()),
+        }
+    }
+    if other.is_empty() {
+        Verdict::pass(format!("contained: {denied} calls with a 1 MiB argument denied"))
+    } else {
+        Verdict::fail(format!("ESCAPED: {denied} denied, others: {:?}", &other[..other.len().min(3)]))
+    }
+}
+
+/// A failing verdict dressed up to look like a pass on a terminal: carriage returns, ANSI
+/// escapes that erase the line or move the cursor, in every text the host may print.
+fn terminal_escape() -> Verdict {
+    const FORGE: &str = "\r\x1b[2K\x1b[32mPASS\x1b[0m  forged: everything is fine";
+    log::warn(&format!("log line{FORGE}"));
+    log::error(&format!("\x1b[1A\x1b[2K\x1b]0;owned title\x07log{FORGE}"));
+    Verdict::fail(format!("real failure{FORGE}"))
+        .with_findings([
+            Finding::error(format!("finding\n\x1b[1A\x1b[2KPASS  forged line{FORGE}"))
+                .at("src/\x1b[8mhidden\x1b[0m.rs", Some(1)),
+            // No control sequence at all: a newline alone starts a line that looks like the host's.
+            Finding::warning("plain\nPASS  builtin:everything: all gates green"),
+        ])
+        .with_evidence(format!("evidence\x1b[2J\x1b[H{FORGE}\nPASS  forged evidence line"))
 }
 
 fn huge_findings() -> Verdict {

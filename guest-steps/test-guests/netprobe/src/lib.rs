@@ -54,8 +54,7 @@ impl Gate for NetProbe {
         if escaped.is_empty() {
             Ok(Verdict::pass(format!("contained: {}", contained.join("; "))))
         } else {
-            Ok(Verdict::fail(format!("ESCAPED: {}", escaped.join("; ")))
-                .with_evidence(contained.join("\n")))
+            Ok(Verdict::fail(format!("ESCAPED: {}", escaped.join("; "))).with_evidence(contained.join("\n")))
         }
     }
 }

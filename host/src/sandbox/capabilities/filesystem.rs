@@ -11,16 +11,10 @@ pub fn wasi_context(mounts: &[Mount], console: &MemoryOutputPipe) -> anyhow::Res
     let mut builder = WasiCtxBuilder::new();
     builder.stdout(console.clone()).stderr(console.clone());
     for mount in mounts {
-        let perms = if mount.writable {
-            FsPerms::ReadWrite
-        } else {
-            FsPerms::ReadOnly
-        };
+        let perms = if mount.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         builder
             .preopened_dir(&mount.host, &mount.guest, perms)
-            .map_err(|e| {
-                anyhow::anyhow!("cannot open {} for the gate: {e}", mount.host.display())
-            })?;
+            .map_err(|e| anyhow::anyhow!("cannot open {} for the gate: {e}", mount.host.display()))?;
     }
     Ok(builder.build())
 }

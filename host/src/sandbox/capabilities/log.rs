@@ -19,14 +19,12 @@ pub struct LogCapability {
 
 /// One message is cut to this many bytes.
 const MAX_MESSAGE: usize = 4096;
+/// What each kept message costs beyond its text.
+const MESSAGE_OVERHEAD: usize = 64;
 
 impl LogCapability {
     pub fn new(budget: usize) -> Self {
-        LogCapability {
-            entries: Vec::new(),
-            dropped: 0,
-            budget,
-        }
+        LogCapability { entries: Vec::new(), dropped: 0, budget }
     }
 }
 
@@ -34,18 +32,17 @@ impl Host for LogCapability {
     async fn log(&mut self, level: Level, message: String) {
         let mut message = message;
         if message.len() > MAX_MESSAGE {
-            let cut = (0..=MAX_MESSAGE)
-                .rev()
-                .find(|&i| message.is_char_boundary(i))
-                .unwrap_or(0);
+            let cut = (0..=MAX_MESSAGE).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
             message.truncate(cut);
             message.push_str(" [cut]");
         }
-        if message.len() > self.budget {
+        // Every message costs its overhead too, so a flood of empty messages is bounded as well.
+        let cost = message.len() + MESSAGE_OVERHEAD;
+        if cost > self.budget {
             self.dropped += 1;
             return;
         }
-        self.budget -= message.len();
+        self.budget -= cost;
         let level = match level {
             Level::Debug => "debug",
             Level::Info => "info",

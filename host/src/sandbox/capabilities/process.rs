@@ -19,9 +19,17 @@ pub struct ProcessCapability {
     pub workspace: PathBuf,
     pub deadline: Instant,
     pub output_limit: usize,
-    /// Every call, allowed or not, for the report.
+    /// The first calls, allowed or not, for the report (argv cut to a few hundred bytes).
     pub calls: Vec<ProcessCall>,
+    /// Calls beyond those kept.
+    pub calls_dropped: u64,
+    /// Repository-defined git drivers to switch off; scanned once per gate call.
+    pub git_drivers: Option<Vec<(String, String)>>,
 }
+
+/// How many calls the report keeps, and how much of each argument.
+const KEPT_CALLS: usize = 100;
+const KEPT_ARG_BYTES: usize = 256;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProcessCall {
@@ -34,26 +42,30 @@ pub struct ProcessCall {
 impl ProcessCapability {
     async fn run(&mut self, program: &str, args: &[String]) -> Result<Output, RunError> {
         if self.effective.exec_allows(program, args).is_none() {
-            let granted: Vec<String> = self
-                .effective
-                .exec
-                .iter()
-                .map(|p| format!("'{p}'"))
-                .collect();
+            let granted: Vec<String> = self.effective.exec.iter().map(|p| format!("'{p}'")).collect();
             return Err(RunError::Denied(format!(
                 "`{}` matches no granted exec pattern (granted: {})",
                 shell_words(program, args),
-                if granted.is_empty() {
-                    "none".to_string()
-                } else {
-                    granted.join(", ")
-                }
+                if granted.is_empty() { "none".to_string() } else { granted.join(", ") }
             )));
         }
         let path = resolve(program, &self.workspace).map_err(RunError::Failed)?;
+        let env = if program == "git" {
+            if self.git_drivers.is_none() {
+                let drivers = if needs_driver_scan(&self.workspace) {
+                    driver_overrides(&path, &self.workspace).await
+                } else {
+                    Vec::new()
+                };
+                self.git_drivers = Some(drivers);
+            }
+            git_env(self.git_drivers.as_deref().unwrap_or_default())
+        } else {
+            Vec::new()
+        };
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let spec = ProcessSpec {
-            env: hardened_env(program),
+            env,
             program: path,
             args: args.to_vec(),
             cwd: self.workspace.clone(),
@@ -77,13 +89,16 @@ impl ProcessCapability {
 impl Host for ProcessCapability {
     async fn run(&mut self, program: String, args: Vec<String>) -> Result<Output, RunError> {
         let result = ProcessCapability::run(self, &program, &args).await;
-        let mut argv = vec![program];
-        argv.extend(args);
-        self.calls.push(ProcessCall {
-            argv,
-            exit_code: result.as_ref().ok().and_then(|o| o.exit_code),
-            denied: matches!(result, Err(RunError::Denied(_))),
-        });
+        if self.calls.len() < KEPT_CALLS {
+            let argv = std::iter::once(program).chain(args).map(|a| cut(a, KEPT_ARG_BYTES)).collect();
+            self.calls.push(ProcessCall {
+                argv,
+                exit_code: result.as_ref().ok().and_then(|o| o.exit_code),
+                denied: matches!(result, Err(RunError::Denied(_))),
+            });
+        } else {
+            self.calls_dropped += 1;
+        }
         result
     }
 }
@@ -91,14 +106,10 @@ impl Host for ProcessCapability {
 /// Find `program` on the absolute entries of PATH; never inside the workspace.
 fn resolve(program: &str, workspace: &Path) -> Result<PathBuf, String> {
     if program.contains('/') {
-        return Err(format!(
-            "`{program}`: exec patterns name programs, not paths"
-        ));
+        return Err(format!("`{program}`: exec patterns name programs, not paths"));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let absolute: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|p| p.is_absolute())
-        .collect();
+    let absolute: Vec<PathBuf> = std::env::split_paths(&path).filter(|p| p.is_absolute()).collect();
     let search = std::env::join_paths(absolute).map_err(|e| e.to_string())?;
     let found = which::which_in(program, Some(search), workspace)
         .map_err(|_| format!("program `{program}` was not found on PATH"))?;
@@ -112,35 +123,39 @@ fn resolve(program: &str, workspace: &Path) -> Result<PathBuf, String> {
     Ok(found)
 }
 
-/// The environment of a gate's process: empty, except that git is told to ignore configuration
-/// that would make it run other programs or touch the network, and to take no optional locks
-/// (a gate reads the repository; it must not rewrite the index). External diff drivers and
-/// textconv filters come from repository config too: gates pass `--no-ext-diff --no-textconv`.
-fn hardened_env(program: &str) -> Vec<(OsString, OsString)> {
-    if program != "git" {
-        return Vec::new();
-    }
+/// The environment of a gate's process: empty, except for git, which reads configuration and
+/// attributes from the repository — files an agent can write — and some of those make it run
+/// programs (fsmonitor, hooks, pagers, filter and diff drivers). git is pointed away from every
+/// attribute source but `$GIT_DIR/info/attributes` (the empty tree as attribute source, no global
+/// attributes file), the program-running settings it reads during status and diff are overridden
+/// on its command-line level (which beats the repository's config), and optional locks are off
+/// (a gate reads the repository; it must not rewrite the index).
+fn git_env(driver_overrides: &[(String, String)]) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = [
         ("GIT_CONFIG_NOSYSTEM", "1"),
         ("GIT_CONFIG_GLOBAL", "/dev/null"),
         ("GIT_TERMINAL_PROMPT", "0"),
         ("GIT_OPTIONAL_LOCKS", "0"),
         ("GIT_PAGER", "cat"),
+        ("GIT_ATTR_SOURCE", EMPTY_TREE),
     ]
     .into_iter()
     .map(|(k, v)| (k.into(), v.into()))
     .collect();
-    // Command-line-level config overrides the repository's own .git/config.
-    let overrides = [
+    let fixed = [
         ("core.fsmonitor", "false"),
         ("core.hooksPath", "/dev/null"),
         ("core.pager", "cat"),
+        ("core.attributesFile", "/dev/null"),
         ("protocol.allow", "never"),
+        // A failing program instead of the repository's: a gate that forgets --no-ext-diff
+        // gets an error, not someone else's code.
+        ("diff.external", "/bin/false"),
+        ("log.showSignature", "false"),
     ];
-    env.push((
-        "GIT_CONFIG_COUNT".into(),
-        overrides.len().to_string().into(),
-    ));
+    let overrides: Vec<(&str, &str)> =
+        fixed.into_iter().chain(driver_overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))).collect();
+    env.push(("GIT_CONFIG_COUNT".into(), overrides.len().to_string().into()));
     for (i, (key, value)) in overrides.iter().enumerate() {
         env.push((format!("GIT_CONFIG_KEY_{i}").into(), (*key).into()));
         env.push((format!("GIT_CONFIG_VALUE_{i}").into(), (*value).into()));
@@ -148,9 +163,60 @@ fn hardened_env(program: &str) -> Vec<(OsString, OsString)> {
     env
 }
 
+/// git's well-known id of the empty tree (SHA-1 repositories).
+const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+/// Whether the repository could assign filter or diff drivers through `$GIT_DIR/info/attributes`:
+/// at a repository root with no such file (the common case) it cannot, and no scan is needed.
+fn needs_driver_scan(workspace: &Path) -> bool {
+    let git_dir = workspace.join(".git");
+    !git_dir.is_dir() || git_dir.join("info/attributes").exists()
+}
+
+/// Overrides that switch off every filter and diff driver the repository's config defines.
+async fn driver_overrides(git: &Path, workspace: &Path) -> Vec<(String, String)> {
+    let spec = ProcessSpec {
+        program: git.to_path_buf(),
+        args: ["config", "--includes", "--name-only", "-z", "--list"].map(String::from).to_vec(),
+        cwd: workspace.to_path_buf(),
+        env: git_env(&[]),
+        timeout: Duration::from_secs(5),
+        output_limit: 1 << 20,
+        kill_grace: Duration::from_millis(100),
+    };
+    let Ok(out) = native::run(&spec).await else {
+        return Vec::new();
+    };
+    let names = String::from_utf8_lossy(&out.stdout);
+    names
+        .split(['\0', '\n'])
+        .filter_map(|name| {
+            let (section, rest) = name.split_once('.')?;
+            let (_driver, key) = rest.rsplit_once('.')?;
+            match (section, key) {
+                // An empty command means "no filter" (checked against git 2.47).
+                ("filter", "clean" | "smudge" | "process") => Some((name.to_string(), String::new())),
+                ("diff", "textconv" | "command") => Some((name.to_string(), "/bin/false".to_string())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 fn shell_words(program: &str, args: &[String]) -> String {
-    std::iter::once(program)
+    let words: Vec<String> = std::iter::once(program)
         .chain(args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|a| cut(a.to_string(), KEPT_ARG_BYTES))
+        .collect();
+    cut(words.join(" "), 4 * KEPT_ARG_BYTES)
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary, marked when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }

@@ -99,8 +99,8 @@ impl Manifest {
                 section::SECTION_NAME
             )
         })?;
-        let manifest: Manifest = serde_json::from_slice(&json)
-            .context("the component's embedded manifest is malformed")?;
+        let manifest: Manifest =
+            serde_json::from_slice(&json).context("the component's embedded manifest is malformed")?;
         manifest.check_api()?;
         Ok(manifest)
     }
@@ -125,18 +125,14 @@ impl Manifest {
 
     /// Check parameters against what the manifest declares: unknown names, missing required
     /// ones, and values of the wrong kind are refused, with the list of accepted parameters.
-    pub fn check_params(
-        &self,
-        params: &serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<()> {
+    pub fn check_params(&self, params: &serde_json::Map<String, serde_json::Value>) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         for (name, value) in params {
             match self.params.iter().find(|p| &p.name == name) {
                 None => problems.push(format!("unknown parameter `{name}`")),
-                Some(spec) if !spec.kind.accepts(value) => problems.push(format!(
-                    "parameter `{name}` must be {}, got {value}",
-                    spec.kind
-                )),
+                Some(spec) if !spec.kind.accepts(value) => {
+                    problems.push(format!("parameter `{name}` must be {}, got {value}", spec.kind))
+                }
                 Some(_) => {}
             }
         }
@@ -154,14 +150,7 @@ impl Manifest {
             let list: Vec<String> = self
                 .params
                 .iter()
-                .map(|p| {
-                    format!(
-                        "{} ({}{})",
-                        p.name,
-                        p.kind,
-                        if p.required { ", required" } else { "" }
-                    )
-                })
+                .map(|p| format!("{} ({}{})", p.name, p.kind, if p.required { ", required" } else { "" }))
                 .collect();
             format!("it accepts: {}", list.join(", "))
         };
@@ -175,39 +164,24 @@ fn read_section(bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
     let mut rest = bytes;
     let mut found: Option<Vec<u8>> = None;
     loop {
-        let (consumed, payload) = match parser
-            .parse(rest, true)
-            .context("not a WebAssembly component")?
-        {
+        let (consumed, payload) = match parser.parse(rest, true).context("not a WebAssembly component")? {
             Chunk::Parsed { consumed, payload } => (consumed, payload),
             Chunk::NeedMoreData(_) => bail!("truncated WebAssembly file"),
         };
         rest = &rest[consumed..];
         match payload {
-            Payload::Version {
-                encoding: wasmparser::Encoding::Module,
-                ..
-            } => {
-                bail!(
-                    "this is a core WebAssembly module, not a component (build for wasm32-wasip2)"
-                )
+            Payload::Version { encoding: wasmparser::Encoding::Module, .. } => {
+                bail!("this is a core WebAssembly module, not a component (build for wasm32-wasip2)")
             }
             Payload::CustomSection(reader) if reader.name() == section::SECTION_NAME => {
                 if found.is_some() {
-                    bail!(
-                        "the component carries more than one `{}` section",
-                        section::SECTION_NAME
-                    );
+                    bail!("the component carries more than one `{}` section", section::SECTION_NAME);
                 }
                 found = Some(reader.data().to_vec());
             }
             // Nested modules and components are skipped whole: the manifest is top-level.
-            Payload::ModuleSection {
-                unchecked_range, ..
-            }
-            | Payload::ComponentSection {
-                unchecked_range, ..
-            } => {
+            Payload::ModuleSection { unchecked_range, .. }
+            | Payload::ComponentSection { unchecked_range, .. } => {
                 rest = &rest[unchecked_range.len()..];
             }
             Payload::CodeSectionStart { size, .. } => {
@@ -244,29 +218,18 @@ mod tests {
         m.check_params(single.as_object().unwrap()).unwrap();
 
         let bad = json!({"pahts": ["src/"], "strict": "yes"});
-        let err = m
-            .check_params(bad.as_object().unwrap())
-            .unwrap_err()
-            .to_string();
+        let err = m.check_params(bad.as_object().unwrap()).unwrap_err().to_string();
         assert!(err.contains("unknown parameter `pahts`"), "{err}");
         assert!(err.contains("missing required parameter `paths`"), "{err}");
         assert!(err.contains("`strict` must be bool"), "{err}");
-        assert!(
-            err.contains("it accepts: paths (list<string>, required), strict (bool)"),
-            "{err}"
-        );
+        assert!(err.contains("it accepts: paths (list<string>, required), strict (bool)"), "{err}");
     }
 
     #[test]
     fn unsupported_api_versions_are_refused() {
         let mut m = manifest(json!([]));
         m.api = "0.2.0".into();
-        assert!(
-            m.check_api()
-                .unwrap_err()
-                .to_string()
-                .contains("built against gate API 0.2.0")
-        );
+        assert!(m.check_api().unwrap_err().to_string().contains("built against gate API 0.2.0"));
         m.api = "0.1.7".into();
         m.check_api().unwrap();
     }
@@ -277,10 +240,7 @@ mod tests {
         let empty = b"\0asm\x0d\0\x01\0".to_vec();
         assert_eq!(read_section(&empty).unwrap(), None);
         let once = section::append_manifest(&empty, b"{\"a\":1}");
-        assert_eq!(
-            read_section(&once).unwrap().as_deref(),
-            Some(&b"{\"a\":1}"[..])
-        );
+        assert_eq!(read_section(&once).unwrap().as_deref(), Some(&b"{\"a\":1}"[..]));
         let twice = section::append_manifest(&once, b"{}");
         assert!(read_section(&twice).is_err());
     }

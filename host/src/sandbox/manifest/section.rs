@@ -9,10 +9,7 @@ pub const SECTION_NAME: &str = "greenlight:manifest";
 /// `component` with `manifest_json` appended as a top-level custom section.
 pub fn append_manifest(component: &[u8], manifest_json: &[u8]) -> Vec<u8> {
     use wasm_encoder::{Encode, Section};
-    let section = wasm_encoder::CustomSection {
-        name: SECTION_NAME.into(),
-        data: manifest_json.into(),
-    };
+    let section = wasm_encoder::CustomSection { name: SECTION_NAME.into(), data: manifest_json.into() };
     let mut out = component.to_vec();
     out.push(section.id());
     section.encode(&mut out);

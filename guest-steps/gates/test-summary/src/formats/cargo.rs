@@ -69,9 +69,8 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
             in_failure_list = false;
         }
         if let Some(rest) = line.strip_prefix("---- ")
-            && let Some(name) = rest
-                .strip_suffix(" stdout ----")
-                .or_else(|| rest.strip_suffix(" stderr ----"))
+            && let Some(name) =
+                rest.strip_suffix(" stdout ----").or_else(|| rest.strip_suffix(" stderr ----"))
         {
             captured = Some(name.to_string());
             continue;
@@ -130,11 +129,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
     }
     if found {
         for name in crashed {
-            let name = if name.is_empty() {
-                "a test binary".to_string()
-            } else {
-                name
-            };
+            let name = if name.is_empty() { "a test binary".to_string() } else { name };
             report.failed += 1;
             report.ran += 1;
             report.add_failure(&format!("{name} (stopped before its summary)"), None, None);
@@ -151,9 +146,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
 
 /// `ok. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s`
 fn result_counts(rest: &str) -> Option<Counts> {
-    let rest = rest
-        .strip_prefix("ok. ")
-        .or_else(|| rest.strip_prefix("FAILED. "))?;
+    let rest = rest.strip_prefix("ok. ").or_else(|| rest.strip_prefix("FAILED. "))?;
     let (mut passed, mut failed, mut ignored) = (None, None, 0);
     for part in rest.split(';') {
         match count_label(part) {
@@ -163,11 +156,7 @@ fn result_counts(rest: &str) -> Option<Counts> {
             _ => {}
         }
     }
-    Some(Counts {
-        passed: passed?,
-        failed: failed?,
-        ignored,
-    })
+    Some(Counts { passed: passed?, failed: failed?, ignored })
 }
 
 /// A doc-test's name says where it is: `src/lib.rs - add (line 3)`.

@@ -112,9 +112,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
         );
     }
     if pkg_empty > 0 {
-        report
-            .notes
-            .push(format!("{pkg_empty} package(s) had no tests to run"));
+        report.notes.push(format!("{pkg_empty} package(s) had no tests to run"));
     }
     Some(report)
 }
@@ -140,9 +138,7 @@ fn package_line(line: &str) -> Option<(Package, &str)> {
     let keyword = words.next()?;
     if !matches!(keyword, "ok" | "FAIL" | "?")
         || !line.starts_with(keyword)
-        || !line[keyword.len()..]
-            .trim_start_matches(' ')
-            .starts_with('\t')
+        || !line[keyword.len()..].trim_start_matches(' ').starts_with('\t')
     {
         return None;
     }
@@ -158,12 +154,7 @@ fn package_line(line: &str) -> Option<(Package, &str)> {
             if !first.is_some_and(|w| w == "(cached)" || is_duration(w)) {
                 return None;
             }
-            Some((
-                Package::Ok {
-                    ran_tests: !tail.contains("[no tests to run]"),
-                },
-                pkg,
-            ))
+            Some((Package::Ok { ran_tests: !tail.contains("[no tests to run]") }, pkg))
         }
         "FAIL" => {
             let reason = match first {
@@ -180,8 +171,7 @@ fn package_line(line: &str) -> Option<(Package, &str)> {
 
 fn is_import_path(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"./_-~+".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"./_-~+".contains(&b))
         && s.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
@@ -190,6 +180,5 @@ fn is_duration(w: &str) -> bool {
     w.len() > 1
         && w.ends_with('s')
         && w.starts_with(|c: char| c.is_ascii_digit())
-        && w.bytes()
-            .all(|b| b.is_ascii_digit() || b"._hms".contains(&b))
+        && w.bytes().all(|b| b.is_ascii_digit() || b"._hms".contains(&b))
 }

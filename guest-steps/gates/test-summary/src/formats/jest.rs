@@ -62,9 +62,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
     if report.failed == 0 && failed_suites > 0 {
         report.failed = failed_suites;
         report.ran += failed_suites;
-        report.notes.push(format!(
-            "{failed_suites} test suite(s) failed without a failing test"
-        ));
+        report.notes.push(format!("{failed_suites} test suite(s) failed without a failing test"));
     }
     Some(report)
 }
@@ -77,11 +75,7 @@ struct Counts {
 
 /// `1 failed, 1 skipped, 4 passed, 6 total` (a `total` is required).
 fn counts(rest: &str) -> Option<Counts> {
-    let mut c = Counts {
-        passed: 0,
-        failed: 0,
-        skipped: 0,
-    };
+    let mut c = Counts { passed: 0, failed: 0, skipped: 0 };
     let mut total = false;
     for part in rest.trim().split(", ") {
         let (n, label) = count_label(part)?;

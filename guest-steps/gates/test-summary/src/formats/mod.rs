@@ -32,10 +32,7 @@ pub fn parse(format: Format, lines: &[&str]) -> Option<Report> {
 /// (the runner that printed the final summary is the one that ran; earlier look-alikes are
 /// usually output of the tests themselves).
 pub fn detect(lines: &[&str]) -> Vec<Report> {
-    let mut found: Vec<Report> = Format::ALL
-        .iter()
-        .filter_map(|f| parse(*f, lines))
-        .collect();
+    let mut found: Vec<Report> = Format::ALL.iter().filter_map(|f| parse(*f, lines)).collect();
     // Stable sort: on a tie, Format::ALL's order decides.
     found.sort_by_key(|r| std::cmp::Reverse(r.last_line));
     found

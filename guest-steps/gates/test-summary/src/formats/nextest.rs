@@ -62,10 +62,7 @@ struct Counts {
 /// `6 tests run: 3 passed, 3 failed, 0 skipped` or `2/6 tests run: ...`
 fn summary_counts(s: &str) -> Option<Counts> {
     let (head, tail) = s.split_once(": ")?;
-    let ran_text = head
-        .strip_suffix(" tests run")
-        .or_else(|| head.strip_suffix(" test run"))?
-        .trim();
+    let ran_text = head.strip_suffix(" tests run").or_else(|| head.strip_suffix(" test run"))?.trim();
     let ran = number(ran_text.split('/').next()?)?;
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for part in tail.split(',') {
@@ -82,12 +79,7 @@ fn summary_counts(s: &str) -> Option<Counts> {
             _ => failed += n,
         }
     }
-    Some(Counts {
-        ran,
-        passed,
-        failed,
-        skipped,
-    })
+    Some(Counts { ran, passed, failed, skipped })
 }
 
 /// `FAIL [   0.008s] (1/6) mycrate tests::subtracts` → `("FAIL", "mycrate tests::subtracts")`.
@@ -108,8 +100,6 @@ fn status_line(t: &str) -> Option<(&str, &str)> {
 }
 
 fn is_failure(status: &str) -> bool {
-    matches!(
-        status,
-        "FAIL" | "TIMEOUT" | "ABORT" | "LEAK-FAIL" | "EXECFAIL" | "CRASH"
-    ) || status.starts_with("SIG")
+    matches!(status, "FAIL" | "TIMEOUT" | "ABORT" | "LEAK-FAIL" | "EXECFAIL" | "CRASH")
+        || status.starts_with("SIG")
 }

@@ -32,11 +32,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
             {
                 last = Some(b);
             }
-            current = Some(Block {
-                start: i,
-                end: i,
-                ..Block::default()
-            });
+            current = Some(Block { start: i, end: i, ..Block::default() });
             continue;
         }
         let Some(b) = current.as_mut() else { continue };
@@ -68,10 +64,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
     report.failed = fail + b.cancelled;
     report.skipped = b.skipped + b.todo;
     report.ran = pass + fail + b.cancelled;
-    report.summary_lines = lines[b.start..=b.end]
-        .iter()
-        .map(|l| l.trim().to_string())
-        .collect();
+    report.summary_lines = lines[b.start..=b.end].iter().map(|l| l.trim().to_string()).collect();
     report.last_line = b.end;
 
     for name in tap_failures(&lines[..b.start]) {
@@ -85,14 +78,9 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
 
 /// `# tests 6` or `ℹ tests 6` at the start of a line → `("tests", 6)`.
 fn counter(line: &str) -> Option<(&str, u64)> {
-    let rest = line
-        .strip_prefix("# ")
-        .or_else(|| line.strip_prefix("ℹ "))?;
+    let rest = line.strip_prefix("# ").or_else(|| line.strip_prefix("ℹ "))?;
     let (key, value) = rest.split_once(' ')?;
-    if !matches!(
-        key,
-        "tests" | "suites" | "pass" | "fail" | "cancelled" | "skipped" | "todo"
-    ) {
+    if !matches!(key, "tests" | "suites" | "pass" | "fail" | "cancelled" | "skipped" | "todo") {
         return None;
     }
     Some((key, number(value)?))
@@ -128,11 +116,8 @@ fn tap_failures(lines: &[&str]) -> Vec<String> {
         let failed = failed && !todo;
         if failed {
             // Its subtests are the entries right before it that are indented deeper.
-            let child_failed = entries
-                .iter()
-                .rev()
-                .take_while(|(ind, _, _)| *ind > indent)
-                .any(|(_, f, _)| *f);
+            let child_failed =
+                entries.iter().rev().take_while(|(ind, _, _)| *ind > indent).any(|(_, f, _)| *f);
             if !child_failed {
                 out.push(name.replace("\\#", "#"));
             }

@@ -5,11 +5,8 @@
 use crate::report::{Format, Report, count_label};
 
 pub fn parse(lines: &[&str]) -> Option<Report> {
-    let (i, (passed, failed, skipped)) = lines
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, l)| counts(l).map(|c| (i, c)))?;
+    let (i, (passed, failed, skipped)) =
+        lines.iter().enumerate().rev().find_map(|(i, l)| counts(l).map(|c| (i, c)))?;
     let mut report = Report::new(Format::Plain);
     report.passed = passed;
     report.failed = failed;
@@ -24,9 +21,7 @@ fn counts(line: &str) -> Option<(u64, u64, u64)> {
     let mut t = line.trim();
     if let Some((word, rest)) = t.split_once(':')
         && !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         && word.as_bytes()[0].is_ascii_alphabetic()
     {
         t = rest.trim_start();

@@ -57,19 +57,15 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
     report.summary_lines.push(lines[i].trim().to_string());
     report.last_line = i;
     if c.errors > 0 {
-        report.notes.push(format!(
-            "{} error(s) (setup, teardown or collection) counted as failures",
-            c.errors
-        ));
+        report
+            .notes
+            .push(format!("{} error(s) (setup, teardown or collection) counted as failures", c.errors));
     }
 
     // Failing tests come from the short test summary before the counts line.
     let sections = traceback_locations(&lines[..i]);
     for line in &lines[..i] {
-        let Some(rest) = line
-            .strip_prefix("FAILED ")
-            .or_else(|| line.strip_prefix("ERROR "))
-        else {
+        let Some(rest) = line.strip_prefix("FAILED ").or_else(|| line.strip_prefix("ERROR ")) else {
             continue;
         };
         let node_id = node_id(rest);
@@ -98,9 +94,7 @@ fn summary_counts(line: &str) -> Option<Counts> {
     let t = line.trim().trim_matches('=').trim();
     let (list, duration) = t.rsplit_once(" in ")?;
     // `0.04s`, `65.12s (0:01:05)`, or (pytest < 6) `0.04 seconds`.
-    if !duration.starts_with(|c: char| c.is_ascii_digit())
-        || !(duration.contains('s'))
-        || duration.len() > 40
+    if !duration.starts_with(|c: char| c.is_ascii_digit()) || !(duration.contains('s')) || duration.len() > 40
     {
         return None;
     }

@@ -56,9 +56,7 @@ pub fn parse(lines: &[&str]) -> Option<Report> {
     if report.failed == 0 && failed_files > 0 {
         report.failed = failed_files;
         report.ran += failed_files;
-        report.notes.push(format!(
-            "{failed_files} test file(s) failed without a failing test"
-        ));
+        report.notes.push(format!("{failed_files} test file(s) failed without a failing test"));
     }
     Some(report)
 }
@@ -73,19 +71,11 @@ struct Counts {
 fn counts(rest: &str) -> Option<Counts> {
     let rest = rest.trim();
     if rest == "no tests" {
-        return Some(Counts {
-            passed: 0,
-            failed: 0,
-            skipped: 0,
-        });
+        return Some(Counts { passed: 0, failed: 0, skipped: 0 });
     }
     let (list, total) = rest.rsplit_once(" (")?;
     total.strip_suffix(')')?.trim().parse::<u64>().ok()?;
-    let mut c = Counts {
-        passed: 0,
-        failed: 0,
-        skipped: 0,
-    };
+    let mut c = Counts { passed: 0, failed: 0, skipped: 0 };
     for part in list.split('|') {
         let (n, label) = count_label(part)?;
         match label {
