@@ -7,4 +7,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use greenlight::gate::{log, process, types};
+pub use self::greenlight::gate::{log, process, types};
