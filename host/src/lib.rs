@@ -5,8 +5,11 @@
 //! - [`gates`]: where gate components come from and how much each is trusted.
 //! - [`sandbox`]: the Wasmtime host that runs components with capability-scoped access.
 //! - [`native`]: native processes under the host's control.
+//! - [`spec`]: the workflow model: workflow files parsed and validated (pure data, no I/O runtime).
 
 pub mod cli;
+pub mod engine;
 pub mod gates;
 pub mod native;
 pub mod sandbox;
+pub mod spec;

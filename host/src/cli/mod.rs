@@ -3,6 +3,7 @@
 
 mod gate;
 mod text;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -43,12 +44,17 @@ enum Command {
     /// Run, inspect and list gates.
     #[command(subcommand)]
     Gate(gate::GateCommand),
+    /// Check a workflow file: its syntax, keys, steps, needs, agents and templates.
+    ///
+    /// Exit codes: 0 valid, 2 invalid (every error is printed as FILE:LINE:COLUMN: MESSAGE).
+    Validate(workflow::ValidateArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gate(command) => gate::run(command),
+        Command::Validate(args) => workflow::validate(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
