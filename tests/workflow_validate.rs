@@ -160,3 +160,13 @@ fn control_characters_from_the_file_are_escaped() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.starts_with("w.yaml:5:5: unknown key `ev\\u{1b}[2Kil` in a step"), "{text:?}");
 }
+
+#[test]
+fn a_command_that_would_run_a_value_as_code_is_refused_before_any_run() {
+    let out = validate(&["eval-output.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "only the eval step is refused: {lines:?}");
+    assert!(lines[0].starts_with("eval-output.yaml:7:5: step `unsafe`, `run`:"), "{lines:?}");
+    assert!(lines[0].contains("`eval`") && lines[0].contains("GREENLIGHT_STEP_HELLO_OUTPUT"), "{lines:?}");
+}

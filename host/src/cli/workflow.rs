@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::exit;
 use super::text;
+use crate::engine;
 use crate::gates::builtin;
 use crate::spec::{self, SpecErrors, Workflow};
 
@@ -23,7 +24,9 @@ pub struct ValidateArgs {
 pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let file = args.file.display().to_string();
     let result = spec::load(&args.file).and_then(|workflow| {
-        spec::check_builtin_gates(&workflow, &file, &builtin::names()).map(|()| workflow)
+        spec::check_builtin_gates(&workflow, &file, &builtin::names())?;
+        engine::preflight(&workflow, &file)?;
+        Ok(workflow)
     });
     if args.json {
         let errors: Vec<_> = match &result {
