@@ -53,7 +53,8 @@
 //! programs, `ssh host CMD`, a shell function calling `eval "$1"`, bash arithmetic on a variable
 //! declared `-i`, bash builtins given a value as a variable name: `printf -v`, `read`, `unset`,
 //! `test -v`) or reads it as options (`rm {{ v }}` with a value `-rf`: write `rm -- {{ v }}`), a
-//! value used as the command name or as the script of `sh SCRIPT`: these still do what they do.
+//! value used as the command name or as the script of `sh SCRIPT`, a command name computed when the
+//! command runs (`$CMD {{ v }}` with `CMD=eval`): these still do what they do.
 //! Give such programs values as data (`awk -v`, `jq --arg`, `"$GREENLIGHT_..."`).
 //!
 //! # Environment
@@ -600,8 +601,9 @@ struct ShellArgs {
 #[derive(Debug)]
 struct Cmd {
     kind: CmdKind,
-    /// Words of the current simple command (not counting reserved words and redirection targets).
-    words: Vec<String>,
+    /// Words of the current simple command (not counting reserved words and redirection targets);
+    /// `None` for a word with an expansion in it, whose text is known only when the command runs.
+    words: Vec<Option<String>>,
     word: Option<Word>,
     /// The next word is a redirection target.
     redirect_target: bool,
@@ -638,10 +640,12 @@ impl Cmd {
     }
 
     /// The name of the simple command read so far (after assignments, `command` and `builtin`).
-    /// Options before it are skipped too (`time -p`, `command -p`).
+    /// Options before it are skipped too (`time -p`, `command -p`), and so are words with an
+    /// expansion, which may expand to nothing (`$SUDO eval ...`).
     fn command_name(&self) -> Option<&str> {
         self.words
             .iter()
+            .flatten()
             .map(String::as_str)
             .find(|w| !is_assignment(w) && !w.starts_with('-') && *w != "command" && *w != "builtin")
     }
@@ -887,12 +891,25 @@ impl Scanner {
         Ok(())
     }
 
+    /// Gives up at an expansion in a here-document delimiter, which the shells read differently
+    /// (dash does not expand there at all, not even to find where `$( )` ends).
+    fn in_heredoc_delimiter(&mut self) -> bool {
+        if self.cmd().heredoc_delimiter.is_some() {
+            self.give_up("`$` or a backquote in a here-document delimiter");
+            return true;
+        }
+        false
+    }
+
     fn innermost_cmd(&self) -> &Frame {
         self.stack.iter().rev().find(|f| matches!(f, Frame::Cmd(_))).expect("top level")
     }
 
     /// Handles `$` at the current position (in a command, double quotes, `${}` or arithmetic).
     fn dollar(&mut self, in_command: bool) {
+        if self.in_heredoc_delimiter() {
+            return;
+        }
         match self.peek(1) {
             Some(Tok::Template) => {
                 self.advance(1);
@@ -938,6 +955,19 @@ impl Scanner {
         let Some(Tok::Char(c)) = self.peek(0) else {
             return self.template(Ok(Context::Bare));
         };
+        if matches!(c, '&' | '|' | '(' | ')' | '<' | '>') && self.cmd().double_brackets.is_some() {
+            self.finish_word(); // which may be the closing `]]`
+            if let Some(depth) = self.cmd().double_brackets.as_mut() {
+                match c {
+                    '(' => *depth += 1,
+                    ')' if *depth > 0 => *depth -= 1,
+                    // dash, which has no `[[`, would end a `$( )` here.
+                    ')' => return self.give_up("`)` inside `[[ ]]`"),
+                    _ => {}
+                }
+                return self.advance(1);
+            }
+        }
         match c {
             ' ' | '\t' => {
                 self.finish_word();
@@ -955,18 +985,6 @@ impl Scanner {
                         self.give_up("a here-document begun inside a nested command");
                     }
                 }
-            }
-            '&' | '|' | '(' | ')' | '<' | '>' if self.cmd().double_brackets.is_some() => {
-                self.finish_word();
-                let depth = self.cmd().double_brackets.as_mut().expect("inside [[");
-                match c {
-                    '(' => *depth += 1,
-                    ')' if *depth > 0 => *depth -= 1,
-                    // dash, which has no `[[`, would end a `$( )` here.
-                    ')' => return self.give_up("`)` inside `[[ ]]`"),
-                    _ => {}
-                }
-                self.advance(1);
             }
             // bash reads `&>` as a redirection, dash as `&` and `>`; the command goes on for bash.
             '&' if self.peek(1) == Some(Tok::Char('>')) => {
@@ -1058,6 +1076,7 @@ impl Scanner {
                 self.advance(1);
                 self.stack.push(Frame::DoubleQuote { locale: false });
             }
+            '`' if self.in_heredoc_delimiter() => {}
             '`' => {
                 self.word().expansion = true;
                 self.advance(1);
@@ -1104,7 +1123,7 @@ impl Scanner {
             if text == "case" && kind != CmdKind::Top {
                 return self.give_up("`case` inside `( )` or `$( )`");
             }
-            let command_position = cmd.words.iter().all(|w| is_assignment(w));
+            let command_position = cmd.words.iter().all(|w| w.as_deref().is_some_and(is_assignment));
             if command_position && text == "[[" {
                 cmd.double_brackets = Some(0);
             } else if cmd.double_brackets == Some(0) && text == "]]" {
@@ -1146,7 +1165,7 @@ impl Scanner {
                     user_operand: matches!(name, "su" | "runuser"),
                 }),
         };
-        cmd.words.push(word.text);
+        cmd.words.push((!word.expansion).then_some(word.text));
     }
 
     fn step_double_quote(&mut self, locale: bool) {
@@ -1173,6 +1192,7 @@ impl Scanner {
                 }
             },
             '$' => self.dollar(false),
+            '`' if self.in_heredoc_delimiter() => {}
             '`' => {
                 self.word().expansion = true;
                 self.advance(1);
@@ -1599,10 +1619,10 @@ mod tests {
             " ", " ", "printf %s ", "x", "=", "'", "\"", "\\", "$", "(", ")", "$(", "`", "#", "\n", ";",
             "|", "&&", "<<E", "<<'E'", "<<-E", "E", "\tE", "${", "}", "{", "[", "]", "case ", " in ", "a)",
             ";;", " esac", "<", ">", "'a'", "\"b\"", "$((", "))", "\\\n", " -c ", "sh", "eval ", "$'",
-            "$\"", "~", "*", "a[", "=(", "!", "\\'", "\\\"", "$[", "((", "[[ ", "let ", "\"$(",
+            "$\"", "~", "a[", "=(", "!", "\\'", "\\\"", "$[", "((", "[[ ", "let ", "\"$(",
             "bash -o x -c ", "&", "<<<", "declare -a ", "a+=(", "function f ", "{ ", " }", "if ", "then ",
             "fi", "for i in ", "do ", "done", "<(", ">(", "|&", ";&", "coproc ", "[[ x =~ ", "$(<", "2>&1",
-            "\r", ">&", "<&", "&>", "1", "{{ vars.v }}", "{{ vars.v }}", "{{ vars.v }}",
+            "\r", ">&", "<&", "&>", "1", "]]", "time -p ", "command ", "{{ vars.v }}", "{{ vars.v }}", "{{ vars.v }}",
         ];
         const PAYLOADS: &[&str] = &[
             "'\"$(touch PWNED)\"'",
@@ -1634,9 +1654,9 @@ mod tests {
                 continue;
             };
             rendered_count += 1;
-            // A fresh directory each time: a command may leave a file that a later one runs.
-            let dir = tempfile::tempdir().unwrap();
             for shell in shells() {
+                // A fresh directory each time: a command may leave a file that a later one runs.
+                let dir = tempfile::tempdir().unwrap();
                 let status = Command::new("timeout")
                     .arg("5")
                     .args(&shell)
@@ -1699,6 +1719,8 @@ mod tests {
             ("eval &> log {{ vars.v }}", "`eval`"),
             ("[[ a && ( 1 -eq {{ vars.v }} ) ]]", "operand of `[[`"),
             ("time -p eval {{ vars.v }}", "`eval`"),
+            ("$maybe let {{ vars.v }}", "operand of `let`"),
+            ("[[ a ]]&&let {{ vars.v }}", "operand of `let`"),
             ("\"$([[ a ) ]]; echo {{ vars.v }})\"", "`)` inside `[[ ]]`"),
             ("arr[{{ vars.v }}]=1", "array subscript"),
             ("local arr[\"{{ vars.v }}\"]=1", "array subscript"),
@@ -1710,6 +1732,7 @@ mod tests {
             ("alias e=echo\ne {{ vars.v }}", "`alias`"),
             ("echo $'it\\'s'\necho {{ vars.v }}", "backslash inside `$'...'`"),
             ("x=$(cat <<EOF)\nEOF\necho {{ vars.v }}", "here-document"),
+            ("cat <<\"E$(\\\"\"; echo \"{{ vars.v }}\"", "here-document delimiter"),
             ("cat <<EOF\na\\\nEOF\nEOF\necho {{ vars.v }}", "backslash"),
             ("echo `a\nb`{{ vars.v }}", "backquotes spanning lines"),
         ];
@@ -1753,6 +1776,7 @@ mod tests {
             "echo arr[{{ vars.v }}] x=a[{{ vars.v }}] \"$(eval 'echo' # {{ vars.v }}\n)\"",
             "[ {{ vars.v }} -eq 1 ]",
             "[[ a ]] && echo {{ vars.v }}",
+            "[[ a ]]||echo {{ vars.v }}",
             "echo >& 2 {{ vars.v }} >{{ vars.v }} 2>>{{ vars.v }}",
         ] {
             render_shell(command, &with_var("x")).unwrap_or_else(|e| panic!("{command:?}: {e}"));
