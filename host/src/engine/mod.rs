@@ -1,4 +1,6 @@
-//! Runs workflows: the only layer that knows what a run is.
+//! The workflow engine: the only layer that knows what a run is. Being built (issue 3); so far it
+//! holds what a run needs first: rendering values into commands without injection ([`render`]),
+//! and the checks that can be made before anything runs ([`preflight`]).
 
 pub mod render;
 
