@@ -28,7 +28,8 @@
 //! why double-quoted values are not backslash-escaped: the result does not depend on the shell's
 //! locale (in some multibyte locales a backslash byte can belong to the previous character). A
 //! backslash-newline is removed before anything else is read, as the shell does, except inside
-//! single quotes, comments and here-documents.
+//! single quotes, comments and here-documents. Where dash and bash split commands differently
+//! (`&>`, `[[ ... && ... ]]`), the checks below follow both readings.
 //!
 //! Refused, with an error that says what to write instead. The decision needs only the command
 //! text, so [`check_shell`] reports it before a run:
@@ -49,12 +50,17 @@
 //!   construct and its line.
 //!
 //! What escaping cannot do: it controls how the shell *reads* the command, not what a program does
-//! with its arguments. A program that runs an argument as code (`python -c`, `awk` and `sed`
-//! programs, `ssh host CMD`, a shell function calling `eval "$1"`, bash arithmetic on a variable
-//! declared `-i`, bash builtins given a value as a variable name: `printf -v`, `read`, `unset`,
-//! `test -v`) or reads it as options (`rm {{ v }}` with a value `-rf`: write `rm -- {{ v }}`), a
-//! value used as the command name or as the script of `sh SCRIPT`, a command name computed when the
-//! command runs (`$CMD {{ v }}` with `CMD=eval`): these still do what they do.
+//! with the words it is given. These still do what they do:
+//! - a program that runs a value as code: `python -c`, `awk` and `sed` programs, `ssh host CMD`,
+//!   `sh` reading a value as its script (`sh <<< {{ v }}`, `echo {{ v }} | sh`, `sh {{ v }}`), a
+//!   shell function calling `eval "$1"`;
+//! - bash expanding a value a second time where no template is in sight: arithmetic on a variable
+//!   declared `-i`, builtins given a value as a variable name (`printf -v`, `read`, `unset`,
+//!   `test -v`);
+//! - a program reading a value as options (`rm {{ v }}` with `-rf`: write `rm -- {{ v }}`);
+//! - a value as the command name, or a command name computed when the command runs
+//!   (`$CMD {{ v }}` with `CMD=eval`).
+//!
 //! Give such programs values as data (`awk -v`, `jq --arg`, `"$GREENLIGHT_..."`).
 //!
 //! # Environment
@@ -119,15 +125,23 @@ impl Values {
     fn lookup(&self, reference: &Reference) -> Result<String, String> {
         match reference {
             Reference::Var(name) => self.vars.get(name).cloned().ok_or_else(|| {
-                format!("`{reference}`: there is no var `{name}`; define it under `vars:` or pass --var {name}=VALUE")
+                format!(
+                    "`{reference}`: there is no var `{name}`; define it under `vars:` or pass \
+                     --var {name}=VALUE"
+                )
             }),
             Reference::StepExitCode { step } => match self.step_values(reference, step)?.exit_code {
                 Some(code) => Ok(code.to_string()),
-                None => Err(format!("`{reference}`: step `{step}` has no exit code (it did not exit normally)")),
+                None => {
+                    Err(format!("`{reference}`: step `{step}` has no exit code (it did not exit normally)"))
+                }
             },
             Reference::StepOutput { step, path } => {
                 let output = &self.step_values(reference, step)?.output;
-                if path.is_empty() { Ok(trim_output(output).to_string()) } else { json_field(reference, output, path) }
+                if !path.is_empty() {
+                    return json_field(reference, output, path);
+                }
+                Ok(trim_output(output).to_string())
             }
         }
     }
@@ -172,7 +186,8 @@ fn json_field(reference: &Reference, output: &str, path: &[String]) -> Result<St
                 })?;
                 items.get(index).ok_or_else(|| {
                     format!(
-                        "`{reference}`: {at} of step `{step}` has {} elements, so there is no element {index}",
+                        "`{reference}`: {at} of step `{step}` has {} elements, so there is no element \
+                         {index}",
                         items.len()
                     )
                 })?
@@ -302,8 +317,8 @@ pub fn render_shell(command: &str, values: &Values) -> Result<String, RenderErro
     if out.len() > MAX_ARG_BYTES {
         return Err(RenderError {
             message: format!(
-                "the rendered command is {} bytes, more than the {MAX_ARG_BYTES} one argument to `sh -c` may hold; \
-                 have the earlier step write its output to a file and read that file instead",
+                "the rendered command is {} bytes, more than the {MAX_ARG_BYTES} one argument to `sh -c` \
+                 may hold; have the earlier step write its output to a file and read that file instead",
                 out.len()
             ),
             offset: None,
@@ -400,8 +415,8 @@ pub fn exports<'a>(
         if name.len() + 1 + value.len() > MAX_ARG_BYTES {
             return Err(RenderError {
                 message: format!(
-                    "`{exported}` is {} bytes, too large for the environment variable {name} (at most {MAX_ARG_BYTES}); \
-                     have the step write a file and read that instead",
+                    "`{exported}` is {} bytes, too large for the environment variable {name} (at most \
+                     {MAX_ARG_BYTES}); have the step write a file and read that instead",
                     value.len()
                 ),
                 offset: None,
@@ -518,8 +533,9 @@ impl Refusal {
                  code; use the value as data (\"${env}\") instead of evaluating it"
             ),
             Refusal::BashArithmetic(name) => format!(
-                "is an operand of `{name}`, which bash may evaluate as arithmetic, running any `$( )` in an \
-                 array subscript of the value; compare with `[ ... ]` (test) instead, which accepts only numbers"
+                "is an operand of `{name}`, which bash may evaluate as arithmetic, running any `$( )` in \
+                 an array subscript of the value; compare with `[ ... ]` (test) instead, which accepts \
+                 only numbers"
             ),
             Refusal::ArraySubscript => "is an array subscript, which bash evaluates as arithmetic, running \
                                         any `$( )` in the value; use the value as an element, not an index"
@@ -597,13 +613,22 @@ struct ShellArgs {
     user_operand: bool,
 }
 
+/// A word of the simple command being read.
+#[derive(Debug)]
+enum Filed {
+    /// `None` for a word with an expansion in it, whose text is known only when the command runs.
+    Word(Option<String>),
+    /// Where dash starts a new command and bash does not (`&>`, `&&` inside `[[ ]]`): both
+    /// readings are followed.
+    Restart,
+}
+
 /// A command level: the top, a subshell or a command substitution.
 #[derive(Debug)]
 struct Cmd {
     kind: CmdKind,
-    /// Words of the current simple command (not counting reserved words and redirection targets);
-    /// `None` for a word with an expansion in it, whose text is known only when the command runs.
-    words: Vec<Option<String>>,
+    /// Words of the current simple command (not counting reserved words and redirection targets).
+    words: Vec<Filed>,
     word: Option<Word>,
     /// The next word is a redirection target.
     redirect_target: bool,
@@ -639,15 +664,37 @@ impl Cmd {
         self.double_brackets = None;
     }
 
-    /// The name of the simple command read so far (after assignments, `command` and `builtin`).
-    /// Options before it are skipped too (`time -p`, `command -p`), and so are words with an
-    /// expansion, which may expand to nothing (`$SUDO eval ...`).
-    fn command_name(&self) -> Option<&str> {
+    /// The names the simple command read so far may have: its first word after assignments,
+    /// `command` and `builtin`, and the first after each [`Filed::Restart`]. Options before a name
+    /// are skipped (`time -p`, `command -p`), and so are words with an expansion, which may expand
+    /// to nothing (`$SUDO eval ...`). The last item is `None` while the last reading has no name.
+    fn command_names(&self) -> Vec<Option<&str>> {
+        let mut names = vec![None];
+        for filed in &self.words {
+            match filed {
+                Filed::Restart => names.push(None),
+                Filed::Word(Some(w))
+                    if !is_assignment(w) && !w.starts_with('-') && w != "command" && w != "builtin" =>
+                {
+                    let last = names.last_mut().expect("never empty");
+                    if last.is_none() {
+                        *last = Some(w.as_str());
+                    }
+                }
+                Filed::Word(_) => {}
+            }
+        }
+        names
+    }
+
+    /// Whether the next word would be the first of a command (all before it since the last
+    /// restart are assignments).
+    fn at_command_position(&self) -> bool {
         self.words
             .iter()
-            .flatten()
-            .map(String::as_str)
-            .find(|w| !is_assignment(w) && !w.starts_with('-') && *w != "command" && *w != "builtin")
+            .rev()
+            .take_while(|f| !matches!(f, Filed::Restart))
+            .all(|f| matches!(f, Filed::Word(Some(w)) if is_assignment(w)))
     }
 
     /// Whether the word being read may be an array element assignment, `NAME[...`, whose
@@ -655,7 +702,7 @@ impl Cmd {
     fn in_array_subscript(&self) -> bool {
         let Some(word) = &self.word else { return false };
         let Some((name, subscript)) = word.text.split_once('[') else { return false };
-        let assigning = match self.command_name() {
+        let assigning = match self.command_names().last().copied().flatten() {
             None => true,
             Some(name) => matches!(name, "declare" | "typeset" | "local" | "export" | "readonly"),
         };
@@ -867,10 +914,12 @@ impl Scanner {
                     if cmd.heredoc_delimiter.is_some() && std::ptr::eq(frame, self.innermost_cmd()) {
                         return Err(Refusal::HeredocDelimiter);
                     }
-                    match cmd.command_name() {
-                        Some("eval") => return Err(Refusal::Eval),
-                        Some(name @ ("[[" | "let")) => return Err(Refusal::BashArithmetic(name.to_string())),
-                        _ => {}
+                    for name in cmd.command_names().into_iter().flatten() {
+                        match name {
+                            "eval" => return Err(Refusal::Eval),
+                            "[[" | "let" => return Err(Refusal::BashArithmetic(name.to_string())),
+                            _ => {}
+                        }
                     }
                     if cmd.duplication_target {
                         return Err(Refusal::DuplicationTarget);
@@ -955,15 +1004,23 @@ impl Scanner {
         let Some(Tok::Char(c)) = self.peek(0) else {
             return self.template(Ok(Context::Bare));
         };
-        if matches!(c, '&' | '|' | '(' | ')' | '<' | '>') && self.cmd().double_brackets.is_some() {
+        // bash reads `NAME=(...)` as an array, and after an error in one it goes on with the next
+        // line of the text: that line may be inside a quoted value.
+        if c == '(' && self.cmd().word.as_ref().is_some_and(|w| w.text.ends_with('=')) {
+            return self.give_up("bash's array assignment `NAME=( )`");
+        }
+        // Inside bash's `[[ ]]`, `&&`, `||` and parentheses do not end the command; for dash, which
+        // has no `[[`, they do (and `<`, `>` are redirections for both readings).
+        if matches!(c, '&' | '|' | '(' | ')') && self.cmd().double_brackets.is_some() {
             self.finish_word(); // which may be the closing `]]`
-            if let Some(depth) = self.cmd().double_brackets.as_mut() {
+            let cmd = self.cmd();
+            if let Some(depth) = cmd.double_brackets.as_mut() {
                 match c {
                     '(' => *depth += 1,
                     ')' if *depth > 0 => *depth -= 1,
-                    // dash, which has no `[[`, would end a `$( )` here.
+                    // dash would end a `$( )` here.
                     ')' => return self.give_up("`)` inside `[[ ]]`"),
-                    _ => {}
+                    _ => cmd.words.push(Filed::Restart),
                 }
                 return self.advance(1);
             }
@@ -975,7 +1032,18 @@ impl Scanner {
             }
             '\n' => {
                 self.finish_word();
-                self.cmd().end_command();
+                let cmd = self.cmd();
+                if cmd.double_brackets.is_some() {
+                    // bash's `[[ ]]` may go on after a newline; dash's command ends.
+                    let words = std::mem::take(&mut cmd.words);
+                    let brackets = cmd.double_brackets;
+                    cmd.end_command();
+                    cmd.words = words;
+                    cmd.words.push(Filed::Restart);
+                    cmd.double_brackets = brackets;
+                } else {
+                    cmd.end_command();
+                }
                 self.advance(1);
                 if !self.heredocs.is_empty() {
                     let depth = self.stack.len();
@@ -989,12 +1057,20 @@ impl Scanner {
             // bash reads `&>` as a redirection, dash as `&` and `>`; the command goes on for bash.
             '&' if self.peek(1) == Some(Tok::Char('>')) => {
                 self.finish_word();
+                self.cmd().words.push(Filed::Restart);
                 self.advance(1);
             }
             ';' | '&' | '|' => {
                 self.finish_word();
                 self.cmd().end_command();
                 self.advance(1);
+            }
+            // bash's process substitution, part of a word even in the middle of one (dash cannot
+            // parse it and runs nothing).
+            '<' | '>' if self.peek(1) == Some(Tok::Char('(')) => {
+                self.word().expansion = true;
+                self.advance(2);
+                self.stack.push(Frame::Cmd(Cmd::new(CmdKind::Substitution)));
             }
             '<' | '>' => {
                 // A word of digits right before is a file descriptor number, not an argument.
@@ -1026,10 +1102,13 @@ impl Scanner {
                 self.cmd().redirect_target = true;
             }
             '(' => {
-                // bash reads `NAME=(...)` as an array, and after an error in one it goes on with
-                // the next line of the text: that line may be inside a quoted value.
-                if self.cmd().word.as_ref().is_some_and(|w| w.text.ends_with('=')) {
-                    return self.give_up("bash's array assignment `NAME=( )`");
+                // In the middle of a word and not `name()`: bash's extended glob `@(a|b)` (after
+                // `shopt -s extglob`), part of the word; dash cannot parse it and runs nothing.
+                if self.cmd().word.is_some() && !self.empty_parentheses() {
+                    self.word().expansion = true;
+                    self.advance(1);
+                    self.stack.push(Frame::Cmd(Cmd::new(CmdKind::Substitution)));
+                    return;
                 }
                 self.finish_word();
                 if self.peek(1) == Some(Tok::Char('(')) {
@@ -1094,6 +1173,12 @@ impl Scanner {
         }
     }
 
+    /// Whether the `(` here is followed by `)`, as in a function definition `name ()`.
+    fn empty_parentheses(&self) -> bool {
+        (1..).map(|ahead| self.peek(ahead)).find(|t| !matches!(t, Some(Tok::Char(' ' | '\t'))))
+            == Some(Some(Tok::Char(')')))
+    }
+
     /// Ends the word being read at a command level and files it.
     fn finish_word(&mut self) {
         let depth = self.stack.len();
@@ -1123,7 +1208,7 @@ impl Scanner {
             if text == "case" && kind != CmdKind::Top {
                 return self.give_up("`case` inside `( )` or `$( )`");
             }
-            let command_position = cmd.words.iter().all(|w| w.as_deref().is_some_and(is_assignment));
+            let command_position = cmd.at_command_position();
             if command_position && text == "[[" {
                 cmd.double_brackets = Some(0);
             } else if cmd.double_brackets == Some(0) && text == "]]" {
@@ -1165,7 +1250,7 @@ impl Scanner {
                     user_operand: matches!(name, "su" | "runuser"),
                 }),
         };
-        cmd.words.push((!word.expansion).then_some(word.text));
+        cmd.words.push(Filed::Word((!word.expansion).then_some(word.text)));
     }
 
     fn step_double_quote(&mut self, locale: bool) {
@@ -1616,13 +1701,14 @@ mod tests {
     fn random_commands_never_run_a_value() {
         #[rustfmt::skip]
         const PIECES: &[&str] = &[
-            " ", " ", "printf %s ", "x", "=", "'", "\"", "\\", "$", "(", ")", "$(", "`", "#", "\n", ";",
-            "|", "&&", "<<E", "<<'E'", "<<-E", "E", "\tE", "${", "}", "{", "[", "]", "case ", " in ", "a)",
-            ";;", " esac", "<", ">", "'a'", "\"b\"", "$((", "))", "\\\n", " -c ", "sh", "eval ", "$'",
-            "$\"", "~", "a[", "=(", "!", "\\'", "\\\"", "$[", "((", "[[ ", "let ", "\"$(",
-            "bash -o x -c ", "&", "<<<", "declare -a ", "a+=(", "function f ", "{ ", " }", "if ", "then ",
-            "fi", "for i in ", "do ", "done", "<(", ">(", "|&", ";&", "coproc ", "[[ x =~ ", "$(<", "2>&1",
-            "\r", ">&", "<&", "&>", "1", "]]", "time -p ", "command ", "{{ vars.v }}", "{{ vars.v }}", "{{ vars.v }}",
+            " ", " ", "printf %s ", "x", "=", "'", "\"", "\\", "$", "(", ")", "$(", "`", "#", "\n", ";", "|",
+            "&&", "<<E", "<<'E'", "<<-E", "E", "\tE", "${", "}", "{", "[", "]", "case ", " in ", "a)", ";;",
+            " esac", "<", ">", "'a'", "\"b\"", "$((", "))", "\\\n", " -c ", " sh -c", " eval ", "$'", "$\"", "~",
+            "a[", "=(", "!", "\\'", "\\\"", "$[", "((", " [[ ", " let ", "\"$(", " bash -o x -c ", "&", "<<<",
+            "declare -a ", "a+=(", "function f ", "{ ", " }", "if ", "then ", "fi", "for i in ", "do ",
+            "done", "<(", ">(", "|&", ";&", " coproc ", "[[ x =~ ", "$(<", "2>&1", "\r", ">&", "<&", "&>",
+            "1", "]]", " time -p ", " command ", "@(", "shopt -s extglob\n", "{{ vars.v }}", "{{ vars.v }}",
+            "{{ vars.v }}",
         ];
         const PAYLOADS: &[&str] = &[
             "'\"$(touch PWNED)\"'",
@@ -1720,14 +1806,23 @@ mod tests {
             ("[[ a && ( 1 -eq {{ vars.v }} ) ]]", "operand of `[[`"),
             ("time -p eval {{ vars.v }}", "`eval`"),
             ("$maybe let {{ vars.v }}", "operand of `let`"),
+            ("coproc eval <(){{ vars.v }}", "`eval`"),
+            ("echo &> log <<E eval {{ vars.v }}\nE", "`eval`"),
+            ("[[ a && eval x ]] {{ vars.v }}", "operand of `[[`"),
+            ("[[ a '<<-E'\n{{ vars.v }}", "operand of `[[`"),
+            ("[[ a <<-E\n{{ vars.v }}\nE", "here-document"),
             ("[[ a ]]&&let {{ vars.v }}", "operand of `let`"),
             ("\"$([[ a ) ]]; echo {{ vars.v }})\"", "`)` inside `[[ ]]`"),
             ("arr[{{ vars.v }}]=1", "array subscript"),
             ("local arr[\"{{ vars.v }}\"]=1", "array subscript"),
             ("echo $[1]; echo {{ vars.v }}", "`$[ ]`"),
             ("a=( ; )\necho {{ vars.v }}", "array assignment"),
+            ("[[ a && a+=( ;; then {{ vars.v }}", "array assignment"),
             ("echo >&{{ vars.v }}", "target of `>&`"),
             ("echo 1>& \"$(echo {{ vars.v }})\"", "target of `>&`"),
+            ("echo >&1\\\">(true){{ vars.v }}", "target of `>&`"),
+            ("shopt -s extglob\neval a@(b){{ vars.v }}", "`eval`"),
+            ("f() { eval \"$1\"; }; eval {{ vars.v }}", "`eval`"),
             ("x=$(case a in a) echo;; esac); echo {{ vars.v }}", "`case` inside"),
             ("alias e=echo\ne {{ vars.v }}", "`alias`"),
             ("echo $'it\\'s'\necho {{ vars.v }}", "backslash inside `$'...'`"),
@@ -1810,7 +1905,12 @@ mod tests {
         let mut values = Values::new();
         values.set_step(
             "plan",
-            "{\"title\": \"it's \\\"done\\\"\", \"n\": 3, \"ok\": true, \"none\": null,\n \"items\": [{\"name\": \"a b\"}, {\"name\": \"c\"}], \"obj\": {\"k\": [1]}}\n",
+            concat!(
+                r#"{"title": "it's \"done\"", "n": 3, "ok": true, "none": null,"#,
+                "\n",
+                r#" "items": [{"name": "a b"}, {"name": "c"}], "obj": {"k": [1]}}"#,
+                "\n"
+            ),
             Some(0),
         );
         let render = |text: &str| render_text(&template::parse(text).unwrap(), &values);

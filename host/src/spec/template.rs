@@ -191,7 +191,8 @@ fn parse_expression(inner: &str, base: usize, source: &str) -> Result<Reference,
             let Some(field) = segments.get(2) else {
                 return error(
                     format!(
-                        "`{source}`: say what to read from step `{0}`: `steps.{0}.output` or `steps.{0}.exit_code`",
+                        "`{source}`: say what to read from step `{0}`: `steps.{0}.output` or \
+                         `steps.{0}.exit_code`",
                         step.name
                     ),
                     step.offset,
