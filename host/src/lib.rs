@@ -2,6 +2,7 @@
 //!
 //! Layers (each uses only those below it):
 //! - [`cli`]: the `greenlight` command line.
+//! - [`report`]: how a run looks: live terminal view, plain log lines, JSON events, the summary.
 //! - [`gates`]: where gate components come from and how much each is trusted.
 //! - [`sandbox`]: the Wasmtime host that runs components with capability-scoped access.
 //! - [`native`]: native processes under the host's control.
@@ -11,5 +12,6 @@ pub mod cli;
 pub mod engine;
 pub mod gates;
 pub mod native;
+pub mod report;
 pub mod sandbox;
 pub mod spec;

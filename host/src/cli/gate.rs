@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::exit;
-use super::text;
 use crate::gates::{GateSource, builtin};
+use crate::report::text;
 use crate::sandbox::manifest::ParamKind;
 use crate::sandbox::{
     self, CompileCache, ExecPattern, GateCall, GateReport, Limits, Manifest, Outcome, Sandbox, StepResult,

@@ -1,13 +1,17 @@
 //! The `greenlight` command line: argument parsing, exit codes and printing. The work is done by
 //! the layers below.
 
+mod convert;
 mod gate;
-mod text;
+mod plan;
+mod run;
 mod workflow;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::report::text;
 
 /// Exit codes shared by every command, so scripts can tell the outcomes apart.
 pub mod exit {
@@ -19,6 +23,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The gate could not decide: it crashed, hit a limit, or reported an error.
     pub const GATE_ERROR: u8 = 3;
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser)]
@@ -32,7 +38,11 @@ pub mod exit {
                   Gates are WebAssembly components run in a sandbox that grants them nothing by \
                   default: they see the workspace read-only (if they ask to), run only the programs \
                   they declared and you granted, and have no network and no environment.",
-    after_help = "Start with:\n  greenlight gate list\n  greenlight gate run builtin:changed-files --param 'paths=[src/]'"
+    after_help = "Start with:\n  \
+                  greenlight validate workflow.yaml\n  \
+                  greenlight plan workflow.yaml\n  \
+                  greenlight run workflow.yaml\n  \
+                  greenlight gate list"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +58,33 @@ enum Command {
     ///
     /// Exit codes: 0 valid, 2 invalid (every error is printed as FILE:LINE:COLUMN: MESSAGE).
     Validate(workflow::ValidateArgs),
+    /// Run a workflow: its steps start as soon as what they need has succeeded.
+    ///
+    /// Exit codes: 0 the run succeeded, 1 it failed (a step failed, timed out or was cancelled),
+    /// 2 invalid input (nothing ran), 130 interrupted (Ctrl-C or SIGTERM; running steps are killed).
+    ///
+    /// Each step's output is written to .greenlight/runs/RUN_ID/steps/STEP/attempt-N.log in the
+    /// workspace, and the run's events to .greenlight/runs/RUN_ID/events.jsonl.
+    #[command(after_help = "Environment of a step: PATH, HOME, USER, locale, TMPDIR, proxy settings and \
+        toolchain locations (CARGO_HOME, GOPATH, VIRTUAL_ENV, ...) from greenlight's own environment; \
+        the variables an agent lists under `env:`; the step's `env:`; GREENLIGHT_RUN_ID, \
+        GREENLIGHT_RUN_DIR, GREENLIGHT_WORKSPACE, GREENLIGHT_STEP, GREENLIGHT_ATTEMPT, and the values \
+        the step's templates use (GREENLIGHT_VAR_<NAME>, GREENLIGHT_STEP_<NAME>_OUTPUT, \
+        GREENLIGHT_STEP_<NAME>_EXIT_CODE). Nothing else: secrets are passed by name.\n\n\
+        Examples:\n  \
+        greenlight run workflow.yaml\n  \
+        greenlight run workflow.yaml --var feature=greeting --workdir ../my-repo\n  \
+        greenlight run relay.yaml --max-concurrency 4\n  \
+        greenlight run workflow.yaml --json | jq -c 'select(.event == \"step_finished\")'")]
+    Run(run::RunArgs),
+    /// Show what a run would do, without running anything: order, concurrency, commands, grants.
+    Plan(plan::PlanArgs),
+    /// Print the native greenlight form of an agent-relay workflow (relay.yaml).
+    ///
+    /// `greenlight run relay.yaml` runs it directly; this shows what that run means, with notes
+    /// on where greenlight's semantics differ (exit_code checks are enforced, no implicit retries,
+    /// maxConcurrency is a real limit).
+    Convert(convert::ConvertArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -55,6 +92,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gate(command) => gate::run(command),
         Command::Validate(args) => workflow::validate(args),
+        Command::Run(args) => run::run(args),
+        Command::Plan(args) => plan::plan(args),
+        Command::Convert(args) => convert::convert(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

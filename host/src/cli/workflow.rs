@@ -1,14 +1,14 @@
 //! `greenlight validate`: check a workflow file without running anything.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
 
 use super::exit;
-use super::text;
 use crate::engine;
 use crate::gates::builtin;
+use crate::report::text;
 use crate::spec::{self, SpecErrors, Workflow};
 
 #[derive(Args)]
@@ -23,11 +23,7 @@ pub struct ValidateArgs {
 /// Exit 0 when the workflow is valid, 2 when it is not (every error is reported).
 pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let file = args.file.display().to_string();
-    let result = spec::load(&args.file).and_then(|workflow| {
-        spec::check_builtin_gates(&workflow, &file, &builtin::names())?;
-        engine::preflight(&workflow, &file)?;
-        Ok(workflow)
-    });
+    let result = load_checked(&args.file, None);
     if args.json {
         let errors: Vec<_> = match &result {
             Ok(_) => Vec::new(),
@@ -53,6 +49,16 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     Ok(if result.is_ok() { exit::PASS } else { exit::USAGE })
 }
 
+/// Load a workflow file (greenlight YAML or relay.yaml; `workflow` picks one of a relay file's
+/// workflows) and make every check possible before running it.
+pub fn load_checked(path: &Path, workflow: Option<&str>) -> Result<Workflow, SpecErrors> {
+    let file = path.display().to_string();
+    let workflow = spec::load_selected(path, workflow)?;
+    spec::check_builtin_gates(&workflow, &file, &builtin::names())?;
+    engine::preflight(&workflow, &file)?;
+    Ok(workflow)
+}
+
 /// `FILE: valid: 4 steps, 2 agents, depth 4`.
 fn summary(file: &str, workflow: &Workflow) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
@@ -66,7 +72,7 @@ fn summary(file: &str, workflow: &Workflow) -> String {
 
 /// One error per line on stderr: `FILE:LINE:COLUMN: MESSAGE`. Messages quote the file, so they
 /// are escaped like any other untrusted text.
-fn print_errors(errors: &SpecErrors) {
+pub fn print_errors(errors: &SpecErrors) {
     for error in errors {
         eprintln!("{}", text::line(&error.to_string()));
     }

@@ -1,13 +1,28 @@
-//! The workflow engine: the only layer that knows what a run is. Being built (issue 3); so far it
-//! holds what a run needs first: rendering values into commands without injection ([`render`]),
-//! and the checks that can be made before anything runs ([`preflight`]).
+//! The workflow engine: the only layer that knows what a run is.
+//!
+//! - [`run`]: the readiness-driven scheduler ([`run::run`] runs a workflow to its end);
+//! - `step`: one step, attempt by attempt (render, execute, check, retry);
+//! - [`checks`]: the `verify:` checks; [`gates`]: the run's gates, prepared before it starts;
+//! - [`render`]: values into commands without injection; [`env`]: what a step's process sees;
+//! - [`event`]: what a run reports as it goes; [`plan`]: what a run would do, without running.
+//!
+//! [`preflight`] holds the checks that can be made on a valid workflow before anything runs.
 
+pub mod agent;
+pub mod checks;
+pub mod env;
+pub mod event;
+pub mod gates;
+pub mod plan;
 pub mod render;
+pub mod run;
+mod step;
 
-use crate::spec::{Action, SpecError, SpecErrors, Workflow};
+use crate::spec::{Action, Check, SpecError, SpecErrors, Workflow};
 
 /// What the engine can tell about a valid workflow before running anything: every `run:`
-/// command's templates land where [`render::render_shell`] can put a value safely. Errors are
+/// command's templates land where [`render::render_shell`] can put a value safely, and every
+/// `output_matches` is a valid regular expression. Errors are
 /// placed at the step (the renderer's message says where in the command).
 pub fn preflight(workflow: &Workflow, file: &str) -> Result<(), SpecErrors> {
     let errors: Vec<SpecError> = workflow
@@ -21,6 +36,19 @@ pub fn preflight(workflow: &Workflow, file: &str) -> Result<(), SpecErrors> {
             }),
             _ => None,
         })
+        .chain(workflow.steps.iter().flat_map(|step| {
+            step.verify.iter().filter_map(move |check| match check {
+                Check::OutputMatches(pattern) => regex::Regex::new(pattern).err().map(|e| SpecError {
+                    file: file.to_string(),
+                    location: Some(step.location),
+                    message: format!(
+                        "step `{}`, `output_matches`: not a valid regular expression: {e}",
+                        step.name
+                    ),
+                }),
+                _ => None,
+            })
+        }))
         .collect();
     if errors.is_empty() { Ok(()) } else { Err(SpecErrors { errors }) }
 }

@@ -1,3 +1,4 @@
 //! Native processes under the host's control: process groups, deadlines, bounded output.
 
+pub mod logged;
 pub mod process;

@@ -53,7 +53,7 @@ pub async fn run(spec: &ProcessSpec) -> std::io::Result<ProcessOutput> {
         .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn()?;
-    let group = ProcessGroup(child.id().map(|id| Pid::from_raw(id as i32)));
+    let group = ProcessGroup::of(&child);
 
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -130,10 +130,15 @@ async fn read_bounded(
 }
 
 /// The child's process group; killed on drop so that no descendant outlives a cancelled run.
-struct ProcessGroup(Option<Pid>);
+pub(crate) struct ProcessGroup(Option<Pid>);
 
 impl ProcessGroup {
-    fn signal(&self, signal: Signal) {
+    /// The group of a child spawned with `process_group(0)` (its id is the group's id).
+    pub(crate) fn of(child: &tokio::process::Child) -> ProcessGroup {
+        ProcessGroup(child.id().map(|id| Pid::from_raw(id as i32)))
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) {
         if let Some(pid) = self.0 {
             // ESRCH (the group is already gone) is the normal case after a clean exit.
             let _ = killpg(pid, signal);

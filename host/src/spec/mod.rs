@@ -22,11 +22,16 @@
 //! - Durations are humantime's: `500ms`, `10s`, `20m`, `1h`. Names (steps, agents, vars) are
 //!   letters, digits, `_` and `-`. `run`, `task`, `cwd`, `env` values and the strings of a
 //!   gate's `with` are [`template`]s; they may use declared vars and the steps upstream.
+//!
+//! [`load`] also reads agent-relay workflow files (`relay.yaml`) through [`relay`], which maps
+//! them onto the same model; [`emit::to_yaml`] writes any [`Workflow`] back in the format above.
 
+pub mod emit;
 pub mod error;
 pub mod model;
 pub mod parse;
 mod raw;
+pub mod relay;
 pub mod template;
 mod validate;
 
@@ -34,7 +39,7 @@ pub use error::{SpecError, SpecErrors};
 pub use model::{
     Action, Agent, AgentCli, AgentKind, Check, GateGrants, GateRef, Location, OnFailure, Step, Workflow,
 };
-pub use parse::{load, parse};
+pub use parse::{load, load_selected, parse};
 pub use validate::check_builtin_gates;
 
 #[cfg(test)]

@@ -14,23 +14,36 @@ use super::model::{
     Step, Workflow,
 };
 use super::raw::{self, Node, RawAgent, RawCheck, RawGrants, RawStep, RawWorkflow, Text};
+use super::relay;
 use super::validate::{self, Outline, StepOutline, TemplateSite};
 
 /// The only format version this greenlight reads.
 pub const VERSION: u32 = 1;
 
-/// Read and check a workflow file. Errors name the file as `path` is written.
+/// Read and check a workflow file. Errors name the file as `path` is written. An agent-relay
+/// file (`relay.yaml`: its top level has `swarm:` or `workflows:`) is read by [`super::relay`],
+/// which runs its first workflow.
 pub fn load(path: &Path) -> Result<Workflow, SpecErrors> {
+    load_selected(path, None)
+}
+
+/// [`load`], naming which of a relay file's workflows runs (`None`: the first). A greenlight
+/// workflow file holds one workflow, so naming one for it is an error.
+pub fn load_selected(path: &Path, workflow: Option<&str>) -> Result<Workflow, SpecErrors> {
     let file = path.display().to_string();
+    let whole_file = |message: String| SpecErrors {
+        errors: vec![SpecError { file: file.clone(), location: None, message }],
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &file),
-        Err(error) => Err(SpecErrors {
-            errors: vec![SpecError {
-                file,
-                location: None,
-                message: format!("cannot read the workflow file: {error}"),
-            }],
-        }),
+        Ok(text) if relay::looks_like_relay(&text) => relay::parse_selected(&text, &file, workflow),
+        Ok(text) => match workflow {
+            None => parse(&text, &file),
+            Some(name) => Err(whole_file(format!(
+                "workflow `{name}` was asked for, but this is a greenlight workflow file, which holds one \
+                 workflow: name none (choosing a workflow is for agent-relay files with several)"
+            ))),
+        },
+        Err(error) => Err(whole_file(format!("cannot read the workflow file: {error}"))),
     }
 }
 
@@ -74,7 +87,7 @@ fn at<T>(value: &Spanned<T>) -> Location {
     to_location(&value.referenced)
 }
 
-const START: Location = Location { line: 1, column: 1 };
+pub(super) const START: Location = Location { line: 1, column: 1 };
 
 struct Converter<'a> {
     text: &'a str,
@@ -765,7 +778,7 @@ fn is_gate_name(name: &str) -> bool {
 
 /// Why `path` does not stay inside the workspace, if it does not. Template expressions count
 /// as one ordinary component: the engine checks the rendered path again.
-fn workspace_path_problem(path: &str) -> Option<String> {
+pub(super) fn workspace_path_problem(path: &str) -> Option<String> {
     if path.trim().is_empty() {
         return Some("is empty: leave it out to use the workspace itself".to_owned());
     }
@@ -793,7 +806,7 @@ fn workspace_path_problem(path: &str) -> Option<String> {
 }
 
 /// Where a YAML (or shape) error is, and what to say about it.
-fn yaml_error(error: &serde_saphyr::Error) -> (Location, String) {
+pub(super) fn yaml_error(error: &serde_saphyr::Error) -> (Location, String) {
     use serde_saphyr::Error as E;
     let error = error.without_snippet();
     let at = error.location().map_or(START, |l| to_location(&l));

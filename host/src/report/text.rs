@@ -1,6 +1,7 @@
-//! Text from components (summaries, findings, evidence, logs, manifests) is untrusted: before it
-//! reaches a terminal, control characters are shown escaped, so a gate cannot move the cursor,
-//! rewrite earlier lines or forge greenlight's own output. JSON output is escaped by serde.
+//! Text from components and steps (summaries, findings, evidence, logs, manifests, step output) is
+//! untrusted: before it reaches a terminal, control characters are shown escaped, so a gate or a
+//! step cannot move the cursor, rewrite earlier lines or forge greenlight's own output. JSON output
+//! is escaped by serde.
 
 use std::borrow::Cow;
 

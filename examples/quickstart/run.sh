@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# greenlight's quickstart, offline, from a fresh clone: builds greenlight, makes a scratch git
+# repository from sample/, and runs workflow.yaml in it. A scripted agent implements a feature,
+# built-in gates check the change, the tests run, and the run must finish green.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "==> installing the wasm32-wasip2 target (the built-in gates are compiled to WebAssembly)"
+    rustup target add wasm32-wasip2
+fi
+echo "==> building greenlight"
+cargo build --quiet --manifest-path "$root/Cargo.toml" --bin greenlight
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+greenlight="$target_dir/debug/greenlight"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r "$here/sample/." "$work"
+git -C "$work" init -q -b main
+git -C "$work" add -A
+git -C "$work" -c user.name=quickstart -c user.email=quickstart@example.com commit -qm "sample crate"
+
+echo "==> greenlight run examples/quickstart/workflow.yaml --workdir $work"
+"$greenlight" run "$here/workflow.yaml" --workdir "$work"
+
+echo
+echo "==> what the agent changed"
+git -C "$work" status --short
+
+echo
+echo "==> the report step said"
+cat "$work"/.greenlight/runs/*/steps/report/attempt-1.log

@@ -1,0 +1,151 @@
+//! What a run reports as it goes. The engine emits [`Event`]s to an [`Observer`]; the terminal
+//! view, the plain log lines and `--json` are observers (see `crate::report`). Every event is
+//! serializable, so `--json` prints exactly these, one per line.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Milliseconds since the run started.
+pub type Millis = u64;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        workflow: String,
+        /// The workflow file as given on the command line.
+        file: String,
+        workspace: PathBuf,
+        /// Where this run's logs and artifacts are written.
+        run_dir: PathBuf,
+        /// Step names in file order.
+        steps: Vec<String>,
+        max_concurrency: usize,
+        /// Unix time in milliseconds.
+        started_at: u64,
+    },
+    StepStarted {
+        step: String,
+        /// 1 for the first attempt.
+        attempt: u32,
+        at: Millis,
+        /// What runs: the rendered command, `agent NAME`, or the gate.
+        what: String,
+        /// Where this attempt's output is written (none for a gate step).
+        log: Option<PathBuf>,
+    },
+    /// An attempt ended; when it failed and retries remain, `retrying` says another follows.
+    StepFinished {
+        step: String,
+        attempt: u32,
+        at: Millis,
+        status: StepStatus,
+        duration_ms: Millis,
+        exit_code: Option<i32>,
+        /// One line saying why, for anything other than success.
+        reason: Option<String>,
+        checks: Vec<CheckResult>,
+        /// The last lines of the output (bounded), for failures.
+        tail: Option<String>,
+        usage: Option<Usage>,
+        retrying: bool,
+    },
+    /// A step that will not run: what it needed failed, or the run was cancelled first.
+    StepSkipped {
+        step: String,
+        at: Millis,
+        reason: String,
+    },
+    RunFinished {
+        status: RunStatus,
+        at: Millis,
+        duration_ms: Millis,
+        summary: Vec<StepSummary>,
+    },
+}
+
+/// How one attempt (and finally one step) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    /// Its command, a check or a gate failed (or it could not be started).
+    Failed,
+    /// It ran past its deadline and was killed.
+    TimedOut,
+    /// Killed because the run stopped (fail-fast, the run's deadline, Ctrl-C).
+    Cancelled,
+    /// Never started.
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+/// One `verify:` check (or a gate step's own verdict) and how it came out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// `exit_code: 0`, `output_contains: "ok"`, `gate: builtin:test-summary`, ...
+    pub check: String,
+    pub passed: bool,
+    /// What was found: the actual exit code, the gate's summary, ...
+    pub detail: String,
+    /// A gate's findings and evidence, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// Tokens and cost, when an agent CLI reports them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Usage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+/// A step's final state, for the summary table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepSummary {
+    pub step: String,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub duration_ms: Millis,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub usage: Option<Usage>,
+    pub log: Option<PathBuf>,
+}
+
+/// Receives a run's events, in order, from the engine's scheduling task. Implementations must
+/// not block for long: the scheduler waits for them.
+pub trait Observer: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Discards everything (for callers that only want the result).
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: &Event) {}
+}

@@ -1,0 +1,177 @@
+//! The gates of a run, prepared before anything runs: every gate a step or check names is found,
+//! pinned (a component file's sha256 must match when the workflow gives one), compiled or loaded
+//! from the cache, and its grants decided. A gate that cannot be prepared stops the run before its
+//! first step, with the step and the file position.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+
+use super::render::{self, Values};
+use crate::gates::GateSource;
+use crate::sandbox::{
+    self, CompileCache, Effective, ExecPattern, GateCall, GateComponent, GateReport, Limits, Sandbox,
+    StepResult, grants,
+};
+use crate::spec::template;
+use crate::spec::{Action, Check, GateRef, Location, Workflow};
+
+/// Prepared gates, by where they are named in the workflow file.
+pub struct Gates {
+    sandbox: Option<Arc<Sandbox>>,
+    prepared: HashMap<Location, Prepared>,
+}
+
+struct Prepared {
+    label: String,
+    component: Arc<GateComponent>,
+    effective: Effective,
+}
+
+impl Gates {
+    /// Prepare every gate of `workflow`. Component paths are relative to `definition_dir`.
+    pub fn prepare(workflow: &Workflow, workspace: &Path, definition_dir: &Path) -> anyhow::Result<Gates> {
+        let refs: Vec<(&str, &GateRef)> = workflow
+            .steps
+            .iter()
+            .flat_map(|step| {
+                let action = match &step.action {
+                    Action::Gate(gate) => Some(gate),
+                    _ => None,
+                };
+                let checks = step.verify.iter().filter_map(|check| match check {
+                    Check::Gate(gate) => Some(gate),
+                    _ => None,
+                });
+                action.into_iter().chain(checks).map(move |gate| (step.name.as_str(), gate))
+            })
+            .collect();
+        if refs.is_empty() {
+            return Ok(Gates { sandbox: None, prepared: HashMap::new() });
+        }
+        let sandbox = Arc::new(Sandbox::new(CompileCache::default_dir())?);
+        let mut prepared = HashMap::new();
+        for (step, gate) in refs {
+            let entry = prepare_one(&sandbox, gate, workspace, definition_dir)
+                .with_context(|| format!("{}: step `{step}`, gate `{}`", gate.location, gate.gate))?;
+            prepared.insert(gate.location, entry);
+        }
+        Ok(Gates { sandbox: Some(sandbox), prepared })
+    }
+
+    /// Verify with the gate named at `gate.location`; its `with:` strings are rendered with
+    /// `values` first. Never fails: a problem is an `error` verdict.
+    pub async fn verify(
+        &self,
+        gate: &GateRef,
+        values: &Values,
+        workspace: &Path,
+        step: Option<StepResult>,
+        timeout: Option<Duration>,
+    ) -> GateReport {
+        let (Some(sandbox), Some(prepared)) = (&self.sandbox, self.prepared.get(&gate.location)) else {
+            return host_error(format!("gate `{}` was not prepared (a greenlight bug)", gate.gate));
+        };
+        let params = match render_params(&gate.with, values) {
+            Ok(params) => params,
+            Err(message) => return host_error(format!("gate `{}`: {message}", prepared.label)),
+        };
+        if let Err(e) = prepared.component.manifest.check_params(&params) {
+            return host_error(format!("gate `{}`: {e:#}", prepared.label));
+        }
+        let mut limits = Limits::default();
+        if let Some(timeout) = timeout {
+            limits.timeout = timeout;
+        }
+        let call = GateCall {
+            workspace: workspace.to_path_buf(),
+            effective: prepared.effective.clone(),
+            params,
+            step,
+            limits,
+        };
+        sandbox.verify(&prepared.component, call).await
+    }
+}
+
+fn prepare_one(
+    sandbox: &Sandbox,
+    gate: &GateRef,
+    workspace: &Path,
+    definition_dir: &Path,
+) -> anyhow::Result<Prepared> {
+    let source = match gate.builtin_name() {
+        Some(_) => GateSource::parse(&gate.gate)?,
+        None => {
+            let path = definition_dir.join(&gate.gate);
+            if !path.is_file() {
+                bail!("no such component file: {}", path.display());
+            }
+            GateSource::File(path)
+        }
+    };
+    let (bytes, known) = source.bytes()?;
+    let sha256 = known.map_or_else(|| sandbox::digest(&bytes), str::to_string);
+    if let Some(pinned) = &gate.sha256
+        && *pinned != sha256
+    {
+        bail!(
+            "the component's sha256 is {sha256}, but the workflow pins {pinned}: the file changed since \
+             it was pinned; check the new file, then update `sha256:`"
+        );
+    }
+    let component = sandbox.load(&bytes, Some(&sha256))?;
+    let manifest = &component.manifest;
+    let mut granted = source.base_grants(&manifest.capabilities, workspace);
+    let resolve = |p: &std::path::PathBuf| if p.is_absolute() { p.clone() } else { workspace.join(p) };
+    granted.read.extend(gate.grants.read.iter().map(resolve));
+    granted.write.extend(gate.grants.write.iter().map(resolve));
+    for pattern in &gate.grants.exec {
+        granted.exec.push(ExecPattern::parse(pattern).map_err(|e| anyhow::anyhow!("grants.exec: {e}"))?);
+    }
+    let effective = grants::decide(&manifest.capabilities, &granted, workspace).map_err(|e| {
+        anyhow::anyhow!("{e} (grant it under the gate's `grants:` in the workflow, if you trust the gate)")
+    })?;
+    Ok(Prepared { label: source.label(), component: Arc::new(component), effective })
+}
+
+/// `with:` with every string rendered (recursively, so lists of paths may hold templates).
+fn render_params(with: &Map<String, Value>, values: &Values) -> Result<Map<String, Value>, String> {
+    fn render(value: &Value, values: &Values) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(text) => {
+                let parsed = template::parse(text).map_err(|e| e.to_string())?;
+                Value::String(render::render_text(&parsed, values).map_err(|e| e.to_string())?)
+            }
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| render(v, values)).collect::<Result<_, _>>()?)
+            }
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), render(v, values)?))).collect::<Result<
+                    _,
+                    String,
+                >>(
+                )?)
+            }
+            other => other.clone(),
+        })
+    }
+    with.iter().map(|(k, v)| Ok((k.clone(), render(v, values)?))).collect()
+}
+
+fn host_error(summary: String) -> GateReport {
+    GateReport {
+        verdict: sandbox::Verdict::host_error(summary, ""),
+        logs: Vec::new(),
+        logs_dropped: 0,
+        processes: Vec::new(),
+        processes_dropped: 0,
+        console: String::new(),
+        instantiate_time: Duration::ZERO,
+        verify_time: Duration::ZERO,
+    }
+}

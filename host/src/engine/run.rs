@@ -1,0 +1,434 @@
+//! A run: the readiness-driven scheduler. A step starts the moment every step it needs has
+//! succeeded and one of `max_concurrency` slots is free — no waves, no stagger. When a step fails
+//! for good, `fail-fast` cancels the running steps (their process groups are killed) and starts no
+//! more; `continue` skips only what depends on the failure. A whole-run deadline and an
+//! interruption (Ctrl-C) stop the run the same way fail-fast does.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{Event, Observer, RunStatus, StepStatus, StepSummary};
+use super::gates::Gates;
+use super::render::{StepValues, Values};
+use super::step::{self, StepEnd};
+use crate::spec::{Action, AgentKind, OnFailure, Workflow};
+
+/// `max_concurrency` when neither the workflow nor the command line sets it.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+
+/// How to run a workflow.
+pub struct RunOptions {
+    /// Where steps run: an existing directory (made absolute and canonical here).
+    pub workspace: PathBuf,
+    /// Where paths in the definition are relative to: agent programs, gate components.
+    pub definition_dir: PathBuf,
+    /// The workflow file as the user named it (for events and messages).
+    pub file: String,
+    /// Overrides the workflow's `max_concurrency`.
+    pub max_concurrency: Option<usize>,
+    /// Cancelled from outside (Ctrl-C): the run stops like a fail-fast.
+    pub interrupt: CancellationToken,
+    /// greenlight's own environment, from which steps get the documented base set.
+    pub runner_env: Vec<(OsString, OsString)>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    /// Per step, in file order.
+    pub summary: Vec<StepSummary>,
+    /// Set when the run was stopped by `interrupt`.
+    pub interrupted: bool,
+}
+
+/// What every step task of a run shares.
+pub struct Shared {
+    pub workflow: Workflow,
+    pub workspace: PathBuf,
+    pub definition_dir: PathBuf,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub runner_env: Vec<(OsString, OsString)>,
+    pub gates: Gates,
+    /// Cancelled when the run stops; running steps are killed.
+    pub cancel: CancellationToken,
+    observer: Recorder,
+    started: Instant,
+    stop_reason: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn emit(&self, event: Event) {
+        self.observer.event(&event);
+    }
+
+    /// Milliseconds since the run started.
+    pub fn millis(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Why the run stopped, once it has.
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason.lock().expect("not poisoned").clone()
+    }
+}
+
+/// Run `workflow` to its end. Errors only when the run cannot start (an unusable workspace, a
+/// gate that cannot be prepared, an agent's program or listed variable missing); nothing has run
+/// then. Everything that happens once steps run is in the outcome and the events.
+pub async fn run(
+    workflow: Workflow,
+    options: RunOptions,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<RunOutcome> {
+    let workspace = options
+        .workspace
+        .canonicalize()
+        .with_context(|| format!("workspace {}: no such directory", options.workspace.display()))?;
+    if !workspace.is_dir() {
+        bail!("workspace {}: not a directory", workspace.display());
+    }
+    check_agents(&workflow, &options)?;
+    let gates = Gates::prepare(&workflow, &workspace, &options.definition_dir)?;
+    let max_concurrency =
+        options.max_concurrency.or(workflow.max_concurrency).unwrap_or(DEFAULT_MAX_CONCURRENCY).max(1);
+
+    let run_id = new_run_id();
+    let run_dir = create_run_dir(&workspace, &run_id)?;
+    let events = std::fs::File::create(run_dir.join("events.jsonl"))
+        .with_context(|| format!("creating {}", run_dir.join("events.jsonl").display()))?;
+    let shared = Arc::new(Shared {
+        workspace: workspace.clone(),
+        definition_dir: options.definition_dir.clone(),
+        run_id: run_id.clone(),
+        run_dir: run_dir.clone(),
+        runner_env: options.runner_env.clone(),
+        gates,
+        cancel: CancellationToken::new(),
+        observer: Recorder { events: Mutex::new(events), inner: observer },
+        started: Instant::now(),
+        stop_reason: Mutex::new(None),
+        workflow,
+    });
+    shared.emit(Event::RunStarted {
+        run_id: run_id.clone(),
+        workflow: shared.workflow.name.clone(),
+        file: options.file.clone(),
+        workspace,
+        run_dir: run_dir.clone(),
+        steps: shared.workflow.steps.iter().map(|s| s.name.clone()).collect(),
+        max_concurrency,
+        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+    });
+
+    let summary = Scheduler::new(shared.clone(), max_concurrency).run(&options.interrupt).await;
+    let status = if summary.iter().all(|s| s.status == StepStatus::Succeeded) {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Failed
+    };
+    shared.emit(Event::RunFinished {
+        status,
+        at: shared.millis(),
+        duration_ms: shared.millis(),
+        summary: summary.clone(),
+    });
+    Ok(RunOutcome { status, run_id, run_dir, summary, interrupted: options.interrupt.is_cancelled() })
+}
+
+/// The scheduler's view of the steps.
+struct Scheduler {
+    shared: Arc<Shared>,
+    max_concurrency: usize,
+    /// For each step, how many of the steps it needs have not succeeded yet.
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    /// For each step, the upstream steps its templates read.
+    reads: Vec<Vec<usize>>,
+    /// Steps whose needs are met, not started yet; started in file order.
+    ready: BTreeSet<usize>,
+    ended: Vec<Option<StepSummary>>,
+    values: Vec<Option<StepValues>>,
+    /// Why the run stopped early (fail-fast, deadline, interruption).
+    stopping: Option<String>,
+}
+
+impl Scheduler {
+    fn new(shared: Arc<Shared>, max_concurrency: usize) -> Scheduler {
+        let steps = &shared.workflow.steps;
+        let index: HashMap<&str, usize> =
+            steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let mut dependents = vec![Vec::new(); steps.len()];
+        for (i, step) in steps.iter().enumerate() {
+            for need in &step.needs {
+                dependents[index[need.as_str()]].push(i);
+            }
+        }
+        let reads = steps
+            .iter()
+            .map(|s| {
+                step::referenced_steps(s).iter().filter_map(|n| index.get(n.as_str()).copied()).collect()
+            })
+            .collect();
+        let waiting: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
+        let ready = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
+        let n = steps.len();
+        Scheduler {
+            shared,
+            max_concurrency,
+            waiting,
+            dependents,
+            reads,
+            ready,
+            ended: vec![None; n],
+            values: vec![None; n],
+            stopping: None,
+        }
+    }
+
+    async fn run(mut self, interrupt: &CancellationToken) -> Vec<StepSummary> {
+        let mut running: JoinSet<(usize, StepEnd)> = JoinSet::new();
+        let mut running_ids = HashMap::new();
+        let deadline = self.shared.workflow.timeout;
+        let sleep = tokio::time::sleep(deadline.unwrap_or(std::time::Duration::MAX / 4));
+        tokio::pin!(sleep);
+        loop {
+            while self.stopping.is_none() && running.len() < self.max_concurrency {
+                let Some(index) = self.ready.pop_first() else { break };
+                let values = self.values_for(index);
+                let shared = self.shared.clone();
+                let handle = running.spawn(async move { (index, step::run(&shared, index, values).await) });
+                running_ids.insert(handle.id(), index);
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next_with_id() => {
+                    let (index, end) = match joined.expect("the set is not empty") {
+                        Ok((_, (index, end))) => (index, end),
+                        Err(error) => {
+                            let index = running_ids[&error.id()];
+                            (index, panicked(&self.shared.workflow.steps[index].name))
+                        }
+                    };
+                    self.finish(index, end);
+                }
+                () = &mut sleep, if deadline.is_some() && self.stopping.is_none() => {
+                    let limit = humantime::format_duration(deadline.unwrap_or_default());
+                    self.stop(format!("the run's timeout of {limit} passed"));
+                }
+                () = interrupt.cancelled(), if self.stopping.is_none() => {
+                    self.stop("the run was interrupted".to_string());
+                }
+            }
+        }
+        // Whatever did not run was skipped: by the stop, or because something it needs failed.
+        for index in 0..self.ended.len() {
+            if self.ended[index].is_none() {
+                let reason = self.stopping.clone().unwrap_or_else(|| self.blocked_by(index));
+                self.skip(index, reason);
+            }
+        }
+        self.ended.into_iter().map(|s| s.expect("every step ended")).collect()
+    }
+
+    /// The run's vars and the results of the upstream steps `index` reads.
+    fn values_for(&self, index: usize) -> Values {
+        let mut values = Values::new();
+        for (name, value) in &self.shared.workflow.vars {
+            values.set_var(name, value);
+        }
+        for &upstream in &self.reads[index] {
+            if let Some(v) = &self.values[upstream] {
+                values.set_step(&self.shared.workflow.steps[upstream].name, v.output.clone(), v.exit_code);
+            }
+        }
+        values
+    }
+
+    fn finish(&mut self, index: usize, end: StepEnd) {
+        let succeeded = end.summary.status == StepStatus::Succeeded;
+        self.ended[index] = Some(end.summary);
+        if succeeded {
+            self.values[index] = end.values;
+            for &d in &self.dependents[index] {
+                self.waiting[d] -= 1;
+                if self.waiting[d] == 0 && self.ended[d].is_none() {
+                    self.ready.insert(d);
+                }
+            }
+            return;
+        }
+        if self.stopping.is_some() {
+            return;
+        }
+        let name = self.shared.workflow.steps[index].name.clone();
+        match self.shared.workflow.on_failure {
+            OnFailure::FailFast => {
+                self.stop(format!("the run stopped because step `{name}` failed (fail-fast)"))
+            }
+            OnFailure::Continue => {
+                // Skipped now, so the view shows it; the reason names the failed step.
+                let mut stack = self.dependents[index].clone();
+                while let Some(d) = stack.pop() {
+                    if self.ended[d].is_none() {
+                        self.skip(d, format!("it needs `{name}`, which failed"));
+                        stack.extend(self.dependents[d].iter().copied());
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop(&mut self, reason: String) {
+        *self.shared.stop_reason.lock().expect("not poisoned") = Some(reason.clone());
+        self.stopping = Some(reason);
+        self.ready.clear();
+        self.shared.cancel.cancel();
+    }
+
+    fn skip(&mut self, index: usize, reason: String) {
+        let step = self.shared.workflow.steps[index].name.clone();
+        self.shared.emit(Event::StepSkipped {
+            step: step.clone(),
+            at: self.shared.millis(),
+            reason: reason.clone(),
+        });
+        self.ended[index] = Some(StepSummary {
+            step,
+            status: StepStatus::Skipped,
+            attempts: 0,
+            duration_ms: 0,
+            exit_code: None,
+            reason: Some(reason),
+            usage: None,
+            log: None,
+        });
+    }
+
+    /// Why a step that never became ready did not run: the first step it needs that failed.
+    fn blocked_by(&self, index: usize) -> String {
+        let step = &self.shared.workflow.steps[index];
+        let failed = step.needs.iter().find(|need| {
+            self.shared
+                .workflow
+                .steps
+                .iter()
+                .position(|s| &s.name == *need)
+                .and_then(|i| self.ended[i].as_ref())
+                .is_none_or(|s| s.status != StepStatus::Succeeded)
+        });
+        match failed {
+            Some(need) => format!("it needs `{need}`, which did not succeed"),
+            None => "it never became ready".to_string(),
+        }
+    }
+}
+
+fn panicked(step: &str) -> StepEnd {
+    StepEnd {
+        values: None,
+        summary: StepSummary {
+            step: step.to_string(),
+            status: StepStatus::Failed,
+            attempts: 1,
+            duration_ms: 0,
+            exit_code: None,
+            reason: Some("greenlight failed internally while running this step (please report it)".into()),
+            usage: None,
+            log: None,
+        },
+    }
+}
+
+/// Agents' programs exist and the variables they list are set, before anything runs.
+fn check_agents(workflow: &Workflow, options: &RunOptions) -> anyhow::Result<()> {
+    let used: BTreeSet<&str> = workflow
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Agent { agent, .. } => Some(agent.as_str()),
+            _ => None,
+        })
+        .collect();
+    for name in used {
+        let agent = &workflow.agents[name];
+        let program = match &agent.kind {
+            AgentKind::Cli { cli, .. } => cli.as_str().to_string(),
+            AgentKind::Command { argv } => argv[0].clone(),
+        };
+        step::resolve_program(&program, &options.definition_dir, &options.runner_env)
+            .map_err(|e| anyhow::anyhow!("{}: agent `{name}`: {e}", agent.location))?;
+        let missing: Vec<&str> = agent
+            .env
+            .iter()
+            .filter(|v| super::env::lookup(&options.runner_env, v).is_none())
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{}: agent `{name}` lists {} under `env:`, but greenlight's environment does not set {}; \
+                 export {} before running, or remove {} from the list",
+                agent.location,
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+                if missing.len() == 1 { "it" } else { "them" },
+                if missing.len() == 1 { "it" } else { "them" },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `20261122-101112-3f9a`: sortable by start time, unique enough for one workspace.
+fn new_run_id() -> String {
+    let now = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    let nanos = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let salt = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) & 0xffff;
+    format!("{}-{}-{salt:04x}", &digits[..8], &digits[8..14])
+}
+
+/// `.greenlight/runs/RUN_ID/` in the workspace; `.greenlight/` ignores itself, so runs never show
+/// up as changes to the repository (or to the `changed-files` gate).
+fn create_run_dir(workspace: &Path, run_id: &str) -> anyhow::Result<PathBuf> {
+    let root = workspace.join(".greenlight");
+    let dir = root.join("runs").join(run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ignore = root.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "# greenlight's run records; never part of the repository\n*\n")
+            .with_context(|| format!("writing {}", ignore.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Passes events on, and appends each to the run's `events.jsonl` first (flushed, so a killed
+/// runner leaves a complete record up to its last event).
+struct Recorder {
+    events: Mutex<std::fs::File>,
+    inner: Arc<dyn Observer>,
+}
+
+impl Recorder {
+    fn event(&self, event: &Event) {
+        if let Ok(mut line) = serde_json::to_vec(event) {
+            line.push(b'\n');
+            let _ = self.events.lock().expect("not poisoned").write_all(&line);
+        }
+        self.inner.event(event);
+    }
+}

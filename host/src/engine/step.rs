@@ -1,0 +1,436 @@
+//! One step of a run, attempt by attempt: render its templates, run it (a shell command, an agent
+//! or a gate), check it, and retry while attempts remain.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::agent;
+use super::checks::{self, Subject};
+use super::env::{self, Env};
+use super::event::{CheckResult, Event, StepStatus, StepSummary, Usage};
+use super::render::{self, StepValues, Values};
+use super::run::Shared;
+use crate::native::logged::{self, LoggedSpec};
+use crate::spec::template::{self, Reference};
+use crate::spec::{Action, Check, GateRef, Step};
+
+/// A step's deadline when neither it nor its agent sets one.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// The end of stdout kept in memory: what templates and output checks see.
+const STDOUT_KEPT: usize = 1 << 20;
+/// The end of stdout and stderr kept for reports.
+const TAIL_KEPT: usize = 8 << 10;
+/// Lines of the tail shown in reports.
+const TAIL_LINES: usize = 20;
+/// A log file stops growing here.
+const LOG_LIMIT: u64 = 256 << 20;
+
+/// How a step ended, for the scheduler.
+pub struct StepEnd {
+    pub summary: StepSummary,
+    /// What later steps' templates see; set when the step succeeded.
+    pub values: Option<StepValues>,
+}
+
+/// Run every attempt of step `index`, emitting its events. `values` holds the run's vars and the
+/// results of the upstream steps its templates refer to.
+pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
+    let step = &shared.workflow.steps[index];
+    let dir = shared.run_dir.join("steps").join(&step.name);
+    let started = Instant::now();
+    let max_attempts = step.retries.saturating_add(1);
+    let mut attempt = 1;
+    loop {
+        let attempt_started = Instant::now();
+        let log = dir.join(format!("attempt-{attempt}.log"));
+        let outcome = match prepare(shared, step, &values, &dir, attempt) {
+            Ok(prepared) => {
+                shared.emit(Event::StepStarted {
+                    step: step.name.clone(),
+                    attempt,
+                    at: shared.millis(),
+                    what: prepared.what(),
+                    log: Some(log.clone()),
+                });
+                execute(shared, step, prepared, &values, &log).await
+            }
+            Err(reason) => {
+                shared.emit(Event::StepStarted {
+                    step: step.name.clone(),
+                    attempt,
+                    at: shared.millis(),
+                    what: describe(step),
+                    log: None,
+                });
+                Attempt::failed(reason, false)
+            }
+        };
+        let retrying = outcome.status != StepStatus::Succeeded
+            && outcome.retryable
+            && attempt < max_attempts
+            && !shared.cancel.is_cancelled();
+        shared.emit(Event::StepFinished {
+            step: step.name.clone(),
+            attempt,
+            at: shared.millis(),
+            status: outcome.status,
+            duration_ms: attempt_started.elapsed().as_millis() as u64,
+            exit_code: outcome.exit_code,
+            reason: outcome.reason.clone(),
+            checks: outcome.checks.clone(),
+            tail: (outcome.status != StepStatus::Succeeded).then(|| outcome.tail.clone()).flatten(),
+            usage: outcome.usage.clone(),
+            retrying,
+        });
+        if retrying {
+            attempt += 1;
+            continue;
+        }
+        let succeeded = outcome.status == StepStatus::Succeeded;
+        return StepEnd {
+            values: succeeded.then_some(StepValues { output: outcome.output, exit_code: outcome.exit_code }),
+            summary: StepSummary {
+                step: step.name.clone(),
+                status: outcome.status,
+                attempts: attempt,
+                duration_ms: started.elapsed().as_millis() as u64,
+                exit_code: outcome.exit_code,
+                reason: outcome.reason,
+                usage: outcome.usage,
+                log: outcome.log_written.then_some(log),
+            },
+        };
+    }
+}
+
+/// The steps whose results `step`'s templates refer to.
+pub fn referenced_steps(step: &Step) -> BTreeSet<String> {
+    let mut texts: Vec<&str> = Vec::new();
+    match &step.action {
+        Action::Run { command } => texts.push(command),
+        Action::Agent { task, .. } => texts.push(task),
+        Action::Gate(gate) => collect_strings(gate, &mut texts),
+    }
+    texts.extend(step.env.values().map(String::as_str));
+    if let Some(cwd) = step.cwd.as_ref().and_then(|c| c.to_str()) {
+        texts.push(cwd);
+    }
+    for check in &step.verify {
+        if let Check::Gate(gate) = check {
+            collect_strings(gate, &mut texts);
+        }
+    }
+    texts
+        .into_iter()
+        .filter_map(|text| template::parse(text).ok())
+        .flat_map(|t| t.references().filter_map(|r| r_step(r).map(str::to_string)).collect::<Vec<_>>())
+        .collect()
+}
+
+fn r_step(reference: &Reference) -> Option<&str> {
+    match reference {
+        Reference::StepOutput { step, .. } | Reference::StepExitCode { step } => Some(step),
+        Reference::Var(_) => None,
+    }
+}
+
+fn collect_strings<'a>(gate: &'a GateRef, out: &mut Vec<&'a str>) {
+    fn walk<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    gate.with.values().for_each(|v| walk(v, out));
+}
+
+/// One attempt's result.
+struct Attempt {
+    status: StepStatus,
+    exit_code: Option<i32>,
+    /// What later steps see as `{{ steps.NAME.output }}`.
+    output: String,
+    reason: Option<String>,
+    checks: Vec<CheckResult>,
+    tail: Option<String>,
+    usage: Option<Usage>,
+    /// Whether another attempt could turn out differently (a template error would not).
+    retryable: bool,
+    log_written: bool,
+}
+
+impl Attempt {
+    fn failed(reason: String, retryable: bool) -> Attempt {
+        Attempt {
+            status: StepStatus::Failed,
+            exit_code: None,
+            output: String::new(),
+            reason: Some(reason),
+            checks: Vec::new(),
+            tail: None,
+            usage: None,
+            retryable,
+            log_written: false,
+        }
+    }
+}
+
+/// A step ready to execute: everything rendered and resolved.
+enum Prepared {
+    Native { spec: LoggedSpec, what: String, format: Option<agent::OutputFormat> },
+    Gate { gate: GateRef, cwd: PathBuf },
+}
+
+impl Prepared {
+    fn what(&self) -> String {
+        match self {
+            Prepared::Native { what, .. } => what.clone(),
+            Prepared::Gate { gate, .. } => format!("gate {}", gate.gate),
+        }
+    }
+}
+
+fn describe(step: &Step) -> String {
+    match &step.action {
+        Action::Run { command } => command.clone(),
+        Action::Agent { agent, .. } => format!("agent {agent}"),
+        Action::Gate(gate) => format!("gate {}", gate.gate),
+    }
+}
+
+/// Render templates and resolve programs. An error here fails the attempt before anything runs.
+fn prepare(
+    shared: &Shared,
+    step: &Step,
+    values: &Values,
+    dir: &Path,
+    attempt: u32,
+) -> Result<Prepared, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let text = |field: &str, source: &str| -> Result<String, String> {
+        let parsed = template::parse(source).map_err(|e| format!("`{field}`: {e}"))?;
+        render::render_text(&parsed, values).map_err(|e| format!("`{field}`: {e}"))
+    };
+    let cwd = match &step.cwd {
+        None => shared.workspace.clone(),
+        Some(cwd) => inside_workspace(&shared.workspace, &text("cwd", &cwd.to_string_lossy())?)?,
+    };
+    if let Action::Gate(gate) = &step.action {
+        return Ok(Prepared::Gate { gate: gate.clone(), cwd });
+    }
+
+    let mut env = Env::base(&shared.runner_env);
+    let mut references: Vec<Reference> = Vec::new();
+    let timeout;
+    let (program, args, stdin, what, format);
+    match &step.action {
+        Action::Run { command } => {
+            let rendered = render::render_shell(command, values).map_err(|e| format!("`run`: {e}"))?;
+            references.extend(template::parse(command).map_err(|e| e.to_string())?.references().cloned());
+            timeout = step.timeout;
+            (program, args, stdin, what, format) =
+                (PathBuf::from("/bin/sh"), vec!["-c".to_string(), rendered.clone()], None, rendered, None);
+        }
+        Action::Agent { agent: name, task } => {
+            let agent = &shared.workflow.agents[name];
+            let task = text("task", task)?;
+            let task_file = dir.join(format!("attempt-{attempt}.task.md"));
+            std::fs::write(&task_file, &task)
+                .map_err(|e| format!("cannot write {}: {e}", task_file.display()))?;
+            let launch = agent::launch(agent, &task, &task_file);
+            for variable in &agent.env {
+                // Checked before the run started; absent here only if the environment changed.
+                if let Some(value) = env::lookup(&shared.runner_env, variable) {
+                    env.set(variable, value);
+                }
+            }
+            for (k, v) in &launch.env {
+                env.set(k, v);
+            }
+            timeout = step.timeout.or(agent.timeout);
+            let resolved = resolve_program(&launch.program, &shared.definition_dir, &shared.runner_env)
+                .map_err(|e| format!("agent `{name}`: {e}"))?;
+            what = format!("agent {name}: {}", resolved.display());
+            (program, args, stdin, format) =
+                (resolved, launch.args, launch.stdin.map(String::into_bytes), Some(launch.output));
+        }
+        Action::Gate(_) => unreachable!("handled above"),
+    }
+    for (name, value) in &step.env {
+        env.set(name, text(&format!("env.{name}"), value)?);
+    }
+    for (name, value) in render::exports(references.iter(), values).map_err(|e| e.to_string())? {
+        env.set(name, value);
+    }
+    env.set("GREENLIGHT_RUN_ID", &shared.run_id);
+    env.set("GREENLIGHT_RUN_DIR", &shared.run_dir);
+    env.set("GREENLIGHT_WORKSPACE", &shared.workspace);
+    env.set("GREENLIGHT_STEP", &step.name);
+    env.set("GREENLIGHT_ATTEMPT", attempt.to_string());
+    let spec = LoggedSpec {
+        program,
+        args,
+        cwd,
+        env: env.into_vec(),
+        stdin,
+        timeout: timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+        kill_grace: KILL_GRACE,
+        log: dir.join(format!("attempt-{attempt}.log")),
+        log_limit: LOG_LIMIT,
+        stdout_limit: STDOUT_KEPT,
+        tail_limit: TAIL_KEPT,
+    };
+    Ok(Prepared::Native { spec, what, format })
+}
+
+async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Values, log: &Path) -> Attempt {
+    match prepared {
+        Prepared::Gate { gate, cwd } => {
+            let report = shared.gates.verify(&gate, values, &cwd, None, step.timeout).await;
+            let result = checks::gate_result(&format!("gate: {}", gate.gate), &report.verdict);
+            let output = serde_json::to_string(&report.verdict).unwrap_or_default();
+            let log_written =
+                std::fs::write(log, serde_json::to_vec_pretty(&report).unwrap_or_default()).is_ok();
+            let mut checks = vec![result];
+            let gate_passed = checks[0].passed;
+            // A gate step may have checks of its own (on the verdict JSON as output).
+            if gate_passed && !step.verify.is_empty() {
+                let subject = Subject {
+                    exit_code: None,
+                    output: &output,
+                    output_truncated: false,
+                    workspace: &shared.workspace,
+                    values,
+                };
+                checks.extend(checks::run(&step.verify, &subject, &shared.gates).await);
+            }
+            let failed = checks.iter().find(|c| !c.passed);
+            Attempt {
+                status: if failed.is_none() { StepStatus::Succeeded } else { StepStatus::Failed },
+                exit_code: None,
+                reason: failed.map(|c| format!("{}: {}", c.check, c.detail)),
+                tail: failed.and_then(|c| c.evidence.clone()).map(|e| last_lines(&e)),
+                output,
+                checks,
+                usage: None,
+                retryable: true,
+                log_written,
+            }
+        }
+        Prepared::Native { spec, format, .. } => {
+            let ran = match logged::run_logged(&spec, &shared.cancel).await {
+                Ok(ran) => ran,
+                Err(e) => {
+                    return Attempt::failed(format!("could not start {}: {e}", spec.program.display()), true);
+                }
+            };
+            let stdout = String::from_utf8_lossy(&ran.stdout).into_owned();
+            let (output, usage) = match format {
+                Some(format) => {
+                    let interpreted = agent::interpret(format, &stdout);
+                    (interpreted.text, interpreted.usage)
+                }
+                None => (stdout, None),
+            };
+            let tail = Some(last_lines(&String::from_utf8_lossy(&ran.tail))).filter(|t| !t.is_empty());
+            let base = Attempt {
+                status: StepStatus::Failed,
+                exit_code: ran.exit_code,
+                output,
+                reason: None,
+                checks: Vec::new(),
+                tail,
+                usage,
+                retryable: true,
+                log_written: true,
+            };
+            if ran.cancelled {
+                let reason = shared.stop_reason().unwrap_or_else(|| "the run stopped".to_string());
+                return Attempt {
+                    status: StepStatus::Cancelled,
+                    reason: Some(reason),
+                    retryable: false,
+                    ..base
+                };
+            }
+            if ran.timed_out {
+                let reason = format!(
+                    "ran past its timeout of {} and was killed",
+                    humantime::format_duration(spec.timeout)
+                );
+                return Attempt { status: StepStatus::TimedOut, reason: Some(reason), ..base };
+            }
+            let subject = Subject {
+                exit_code: ran.exit_code,
+                output: &base.output,
+                output_truncated: ran.stdout_total > ran.stdout.len() as u64,
+                workspace: &shared.workspace,
+                values,
+            };
+            let checks = checks::run(&step.verify, &subject, &shared.gates).await;
+            let command_ok = ran.exit_code == Some(0) || step.allow_failure;
+            let reason = if !command_ok {
+                Some(match ran.exit_code {
+                    Some(code) => format!("exited with code {code}"),
+                    None => "was killed by a signal".to_string(),
+                })
+            } else {
+                checks.iter().find(|c| !c.passed).map(|c| format!("{}: {}", c.check, c.detail))
+            };
+            let status = if reason.is_none() { StepStatus::Succeeded } else { StepStatus::Failed };
+            Attempt { status, reason, checks, ..base }
+        }
+    }
+}
+
+/// `cwd` (rendered) as a directory inside the workspace.
+fn inside_workspace(workspace: &Path, cwd: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(cwd);
+    if relative.is_absolute() || relative.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("`cwd` {cwd:?} must be a path inside the workspace, without `..`"));
+    }
+    let path = workspace.join(relative);
+    let resolved = path.canonicalize().map_err(|e| format!("`cwd` {}: {e}", path.display()))?;
+    if !resolved.starts_with(workspace) {
+        return Err(format!("`cwd` {cwd:?} leads outside the workspace (through a symbolic link)"));
+    }
+    if !resolved.is_dir() {
+        return Err(format!("`cwd` {cwd:?} is not a directory"));
+    }
+    Ok(resolved)
+}
+
+/// A program as an agent names it: a path (relative to the workflow file's directory) or a name
+/// looked up on the PATH greenlight's steps get.
+pub fn resolve_program(
+    program: &str,
+    definition_dir: &Path,
+    runner_env: &[(OsString, OsString)],
+) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        let path = definition_dir.join(program.strip_prefix("./").unwrap_or(program));
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{} does not exist (paths are relative to the workflow file)", path.display()))
+        };
+    }
+    let path = env::lookup(runner_env, "PATH").unwrap_or_default();
+    which::which_in(program, Some(path), definition_dir).map_err(|_| {
+        format!("`{program}` is not on PATH; install it, or give the agent a `command:` with its path")
+    })
+}
+
+/// The last lines of a text, for reports.
+fn last_lines(text: &str) -> String {
+    let text = text.trim_end();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(TAIL_LINES);
+    lines[start..].join("\n")
+}
