@@ -8,17 +8,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-    echo "==> installing the wasm32-wasip2 target (the built-in gates are compiled to WebAssembly)"
-    rustup target add wasm32-wasip2
-fi
-echo "==> building greenlight"
-cargo build --quiet --manifest-path "$root/Cargo.toml" --bin greenlight
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/debug/greenlight"
+bin=$("$here/../build-greenlight.sh")
 greenlight() { "$bin" "$@"; }
 
 work=$(mktemp -d)

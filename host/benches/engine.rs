@@ -12,13 +12,18 @@
 //!   max(greenlight's own peak, this bench's peak at spawn). Both other terms are printed: a
 //!   `sh -c true` of its own stays ~1 MB, and the bench's own peak is a floor, far below.
 //!
-//! Each case gets one untimed warm-up run; the run records (`.greenlight/` in the workspace) are
-//! removed between runs. Cases report the median and [min – max]. PASS/MISS compares the median
+//! Each case gets one untimed warm-up run and a workspace of its own. The run records
+//! (`.greenlight/runs/` in the workspace) pile up as in real use and are removed only at the end:
+//! on ext4 without a journal (as on the 2-core VM this was written on), creating an inode skips
+//! every inode deleted in the last 60–300 s, one buffer-cache lookup each, so deleting thousands
+//! of step logs between runs made the next runs' per-step `mkdir` + log `open` the hottest code
+//! (a 1,000-step wide DAG: 0.53 s → 1.0 s). For the same reason a bench started within minutes of
+//! another one (which deleted its temp dirs) reads slower. Cases report the median and [min – max]. PASS/MISS compares the median
 //! wall time (from outside, so it includes process start) and the median peak RSS with the targets
 //! of issue 3. Informational only: a bench never fails the build.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -62,13 +67,19 @@ struct Bench {
     runs: usize,
     cache: tempfile::TempDir,
     workflows: tempfile::TempDir,
+    /// The cases' own workspaces, all deleted at the end (see the top of the file).
+    workspaces: tempfile::TempDir,
 }
 
 impl Bench {
-    /// Writes `yaml`, runs it once untimed, then `self.runs` times.
-    fn measure(&self, name: &str, yaml: &str, workspace: &Path) -> anyhow::Result<Vec<Sample>> {
+    /// Writes `yaml`, runs it once untimed, then `self.runs` times, in `workspace` or else in an
+    /// empty directory of its own.
+    fn measure(&self, name: &str, yaml: &str, workspace: Option<&Path>) -> anyhow::Result<Vec<Sample>> {
         let file = self.workflows.path().join(format!("{name}.yaml"));
         std::fs::write(&file, yaml)?;
+        let empty = self.workspaces.path().join(name);
+        std::fs::create_dir(&empty)?;
+        let workspace = workspace.unwrap_or(&empty);
         run_greenlight(&file, workspace, self.cache.path())?; // warm-up
         (0..self.runs).map(|_| run_greenlight(&file, workspace, self.cache.path())).collect()
     }
@@ -79,7 +90,7 @@ impl Bench {
         label: &str,
         name: &str,
         yaml: &str,
-        workspace: &Path,
+        workspace: Option<&Path>,
         target_wall_ms: Option<f64>,
         target_rss_mb: Option<f64>,
         relay: &'static str,
@@ -104,8 +115,12 @@ fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let runs = if quick { 3 } else { 7 };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let bench = Bench { runs, cache: tempfile::tempdir()?, workflows: tempfile::tempdir()? };
-    let empty = tempfile::tempdir()?;
+    let bench = Bench {
+        runs,
+        cache: tempfile::tempdir()?,
+        workflows: tempfile::tempdir()?,
+        workspaces: tempfile::tempdir()?,
+    };
 
     println!("greenlight engine benchmarks (issue 3)");
     println!("  binary: {GREENLIGHT}");
@@ -113,7 +128,8 @@ fn main() -> anyhow::Result<()> {
         "  cores: {cores} (available_parallelism); {runs} runs per case after 1 warm-up{}",
         if quick { " (--quick)" } else { "" }
     );
-    println!("  steps run `true` through greenlight's `sh -c`; GREENLIGHT_CACHE_DIR is a temp dir\n");
+    println!("  steps run `true` through greenlight's `sh -c`; GREENLIGHT_CACHE_DIR is a temp dir");
+    println!("  load average at start: {}\n", loadavg());
 
     eprintln!("creating a workspace of 20,000 files (200 dirs x 100 files) ...");
     let big = tempfile::tempdir()?;
@@ -122,22 +138,15 @@ fn main() -> anyhow::Result<()> {
     eprintln!("  {files} files in {:.1} s", t.elapsed().as_secs_f64());
 
     eprintln!("measuring ({runs} runs per case):");
-    let one = bench.case("1-step (baseline)", "one", &chain(1), empty.path(), None, None, "")?;
-    let c50 = bench.case(
-        "50-step chain",
-        "chain50",
-        &chain(50),
-        empty.path(),
-        None,
-        None,
-        "1.00-1.33 s, 120-125 MB",
-    )?;
+    let one = bench.case("1-step (baseline)", "one", &chain(1), None, None, None, "")?;
+    let c50 =
+        bench.case("50-step chain", "chain50", &chain(50), None, None, None, "1.00-1.33 s, 120-125 MB")?;
     let spawn = spawn_baseline(runs, 50)?;
     let wide200 = bench.case(
         "200-step wide DAG (conc 16)",
         "wide200",
         &wide(200, 16),
-        empty.path(),
+        None,
         Some(1000.0),
         None,
         "395 s, 124 MB",
@@ -146,21 +155,15 @@ fn main() -> anyhow::Result<()> {
         "50-step chain, 20k-file workspace",
         "chain50big",
         &chain(50),
-        big.path(),
+        Some(big.path()),
         Some(500.0),
         Some(40.0),
         "13.67 s, 416 MB",
     )?;
-    let c1000 = bench.case("1,000-step chain", "chain1000", &chain(1000), empty.path(), None, None, "")?;
-    let wide1000 = bench.case(
-        "1,000-step wide DAG (conc 16)",
-        "wide1000",
-        &wide(1000, 16),
-        empty.path(),
-        None,
-        None,
-        "",
-    )?;
+    let c1000 = bench.case("1,000-step chain", "chain1000", &chain(1000), None, None, None, "")?;
+    let wide1000 =
+        bench.case("1,000-step wide DAG (conc 16)", "wide1000", &wide(1000, 16), None, None, None, "")?;
+    let load_end = loadavg();
     let sh_hwm = sh_own_peak_kib()?;
     let bench_hwm = own_peak_kib();
 
@@ -194,6 +197,7 @@ fn main() -> anyhow::Result<()> {
         c50.wall.median / spawn.median
     );
 
+    println!("\nload average at the end: {load_end} (other load on the machine shows up as noise)");
     println!("\npeak RSS, what it covers:");
     println!(
         "  ru_maxrss from wait4 = max over greenlight and the step processes it reaped; each step's \
@@ -298,8 +302,6 @@ fn run_greenlight(file: &Path, workspace: &Path, cache: &Path) -> anyhow::Result
     child.stdout.take().expect("piped").read_to_string(&mut out)?;
     let (status, usage) = wait4(child.id())?;
     let wall = start.elapsed();
-    let records: PathBuf = workspace.join(".greenlight");
-    let _ = std::fs::remove_dir_all(&records);
 
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         let mut err = String::new();
@@ -371,4 +373,11 @@ fn own_peak_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }

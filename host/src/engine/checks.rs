@@ -1,6 +1,6 @@
 //! `verify:` checks. Each one really checks: an `exit_code` check compares the exit code the
 //! step's process had (so `allow_failure` does not make it pass), an output check reads what the
-//! step printed on stdout, a `gate` runs the component against the workspace with the step's
+//! step printed on stdout (`output_matches` without its trailing newline, as templates see it), a `gate` runs the component against the workspace with the step's
 //! result as input.
 
 use std::path::Path;
@@ -50,7 +50,9 @@ async fn run_one(check: &Check, subject: &Subject<'_>, gates: &Gates) -> CheckRe
         Check::OutputMatches(pattern) => {
             let label = format!("output_matches: {pattern:?}");
             match Regex::new(pattern) {
-                Ok(re) => match re.find(subject.output) {
+                // Matched against the output as templates see it (trailing newline trimmed), so
+                // `^done$` matches a step that printed one line `done`.
+                Ok(re) => match re.find(super::render::trim_output(subject.output)) {
                     Some(m) => result(label, true, format!("matched {:?}", shorten(m.as_str()))),
                     None => result(label, false, not_found(subject)),
                 },

@@ -14,8 +14,7 @@ use serde_json::{Map, Value};
 use super::render::{self, Values};
 use crate::gates::GateSource;
 use crate::sandbox::{
-    self, CompileCache, Effective, ExecPattern, GateCall, GateComponent, GateReport, Limits, Sandbox,
-    StepResult, grants,
+    self, CompileCache, Effective, GateCall, GateComponent, GateReport, Limits, Sandbox, StepResult, grants,
 };
 use crate::spec::template;
 use crate::spec::{Action, Check, GateRef, Location, Workflow};
@@ -74,14 +73,17 @@ impl Gates {
         timeout: Option<Duration>,
     ) -> GateReport {
         let (Some(sandbox), Some(prepared)) = (&self.sandbox, self.prepared.get(&gate.location)) else {
-            return host_error(format!("gate `{}` was not prepared (a greenlight bug)", gate.gate));
+            return GateReport::host_error(format!(
+                "gate `{}` was not prepared (a greenlight bug)",
+                gate.gate
+            ));
         };
         let params = match render_params(&gate.with, values) {
             Ok(params) => params,
-            Err(message) => return host_error(format!("gate `{}`: {message}", prepared.label)),
+            Err(message) => return GateReport::host_error(format!("gate `{}`: {message}", prepared.label)),
         };
         if let Err(e) = prepared.component.manifest.check_params(&params) {
-            return host_error(format!("gate `{}`: {e:#}", prepared.label));
+            return GateReport::host_error(format!("gate `{}`: {e:#}", prepared.label));
         }
         let mut limits = Limits::default();
         if let Some(timeout) = timeout {
@@ -127,12 +129,14 @@ fn prepare_one(
     let component = sandbox.load(&bytes, Some(&sha256))?;
     let manifest = &component.manifest;
     let mut granted = source.base_grants(&manifest.capabilities, workspace);
-    let resolve = |p: &std::path::PathBuf| if p.is_absolute() { p.clone() } else { workspace.join(p) };
-    granted.read.extend(gate.grants.read.iter().map(resolve));
-    granted.write.extend(gate.grants.write.iter().map(resolve));
-    for pattern in &gate.grants.exec {
-        granted.exec.push(ExecPattern::parse(pattern).map_err(|e| anyhow::anyhow!("grants.exec: {e}"))?);
+    // The same resolution `greenlight plan` shows, so the plan and the run cannot disagree.
+    let (from_workflow, problems) = super::plan::workflow_grants(&gate.grants, workspace);
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
+    granted.read.extend(from_workflow.read);
+    granted.write.extend(from_workflow.write);
+    granted.exec.extend(from_workflow.exec);
     let effective = grants::decide(&manifest.capabilities, &granted, workspace).map_err(|e| {
         anyhow::anyhow!("{e} (grant it under the gate's `grants:` in the workflow, if you trust the gate)")
     })?;
@@ -161,17 +165,4 @@ fn render_params(with: &Map<String, Value>, values: &Values) -> Result<Map<Strin
         })
     }
     with.iter().map(|(k, v)| Ok((k.clone(), render(v, values)?))).collect()
-}
-
-fn host_error(summary: String) -> GateReport {
-    GateReport {
-        verdict: sandbox::Verdict::host_error(summary, ""),
-        logs: Vec::new(),
-        logs_dropped: 0,
-        processes: Vec::new(),
-        processes_dropped: 0,
-        console: String::new(),
-        instantiate_time: Duration::ZERO,
-        verify_time: Duration::ZERO,
-    }
 }

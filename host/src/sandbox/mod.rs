@@ -102,6 +102,22 @@ impl WasiView for GateState {
 
 impl bindings::types::Host for GateState {}
 
+impl GateReport {
+    /// A report for a gate that did not run (or not to the end) because of the host's side.
+    pub fn host_error(summary: impl Into<String>) -> GateReport {
+        GateReport {
+            verdict: Verdict::host_error(summary, ""),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            processes: Vec::new(),
+            processes_dropped: 0,
+            console: String::new(),
+            instantiate_time: Duration::ZERO,
+            verify_time: Duration::ZERO,
+        }
+    }
+}
+
 impl Sandbox {
     /// A sandbox with the compile cache at `cache_dir` (none: compile every time).
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Sandbox> {
@@ -160,16 +176,7 @@ impl Sandbox {
     /// Run one verification. Never fails: anything that goes wrong is an `error` verdict.
     pub async fn verify(&self, gate: &GateComponent, call: GateCall) -> GateReport {
         let console = MemoryOutputPipe::new(call.limits.console_bytes);
-        let mut report = GateReport {
-            verdict: Verdict::host_error("the gate did not run", ""),
-            logs: Vec::new(),
-            logs_dropped: 0,
-            processes: Vec::new(),
-            processes_dropped: 0,
-            console: String::new(),
-            instantiate_time: Duration::ZERO,
-            verify_time: Duration::ZERO,
-        };
+        let mut report = GateReport::host_error("the gate did not run");
         let wasi = match filesystem::wasi_context(&call.effective.mounts, &console) {
             Ok(wasi) => wasi,
             Err(e) => {
