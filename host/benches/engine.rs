@@ -10,7 +10,7 @@
 //!   mark of the address space it replaced at `exec` (kernel `exec_mmap`), so every step's `sh`
 //!   starts at greenlight's peak so far and greenlight starts at this bench's: the figure is
 //!   max(greenlight's own peak, this bench's peak at spawn). Both other terms are printed: a
-//!   `sh -c true` of its own stays ~1 MB, and the bench's own peak is a floor, far below.
+//!   `sh -c true` of its own stays ~2 MB, and the bench's own peak is a floor, far below.
 //!
 //! Each case gets one untimed warm-up run and a workspace of its own. The run records
 //! (`.greenlight/runs/` in the workspace) pile up as in real use and are removed only at the end:
@@ -18,9 +18,12 @@
 //! every inode deleted in the last 60–300 s, one buffer-cache lookup each, so deleting thousands
 //! of step logs between runs made the next runs' per-step `mkdir` + log `open` the hottest code
 //! (a 1,000-step wide DAG: 0.53 s → 1.0 s). For the same reason a bench started within minutes of
-//! another one (which deleted its temp dirs) reads slower. Cases report the median and [min – max]. PASS/MISS compares the median
-//! wall time (from outside, so it includes process start) and the median peak RSS with the targets
-//! of issue 3. Informational only: a bench never fails the build.
+//! another one (which deleted its temp dirs) reads slower. The 20,000 files are written and
+//! `sync`ed before anything is timed.
+//!
+//! Cases report the median and [min – max]. PASS/MISS compares the median wall time (from
+//! outside, so it includes process start) and the median peak RSS with the targets of issue 3.
+//! Informational only: a bench never fails the build.
 
 use std::io::Read;
 use std::path::Path;
@@ -135,6 +138,8 @@ fn main() -> anyhow::Result<()> {
     let big = tempfile::tempdir()?;
     let t = Instant::now();
     let files = populate(big.path(), 200, 100)?;
+    // SAFETY: no preconditions; writes the new files out so that writeback does not land in a case.
+    unsafe { libc::sync() };
     eprintln!("  {files} files in {:.1} s", t.elapsed().as_secs_f64());
 
     eprintln!("measuring ({runs} runs per case):");
@@ -167,12 +172,14 @@ fn main() -> anyhow::Result<()> {
     let sh_hwm = sh_own_peak_kib()?;
     let bench_hwm = own_peak_kib();
 
-    println!("results: median [min – max]; peak RSS = ru_maxrss of wait4 on greenlight, MB = 10^6 B");
     println!(
-        "{:<34} {:>24} {:>24} {:>22}  {:<20} {:<26} {}",
-        "case", "wall (outside)", "engine duration_ms", "peak RSS", "target", "agent-relay", "verdict"
+        "results: median [min – max]; times in ms; peak RSS = ru_maxrss of wait4 on greenlight, MB = 10^6 B"
     );
-    println!("{}", "-".repeat(164));
+    println!(
+        "{:<34} {:>26} {:>22} {:>22}  {:<18} {:<24} verdict",
+        "case", "wall (from outside), ms", "engine duration_ms", "peak RSS", "target", "agent-relay"
+    );
+    println!("{}", "-".repeat(160));
     for case in [&one, &c50, &wide200, &c50big, &c1000, &wide1000] {
         print_row(case);
     }
@@ -216,7 +223,7 @@ fn print_row(case: &Case) {
     let mut target = Vec::new();
     let mut verdicts = Vec::new();
     if let Some(t) = case.target_wall_ms {
-        target.push(format!("< {}", ms(t)));
+        target.push(format!("< {} s", t / 1000.0));
         verdicts.push(if case.wall.median < t { "PASS" } else { "MISS" });
     }
     if let Some(t) = case.target_rss_mb {
@@ -227,10 +234,10 @@ fn print_row(case: &Case) {
     let verdict = if verdicts.is_empty() { "—".to_string() } else { verdicts.join(" / ") };
     let relay = if case.relay.is_empty() { "—" } else { case.relay };
     println!(
-        "{:<34} {:>24} {:>24} {:>22}  {:<20} {:<26} {}",
+        "{:<34} {:>26} {:>22} {:>22}  {:<18} {:<24} {}",
         case.label,
-        format!("{} [{} – {}]", ms(case.wall.median), ms_short(case.wall.min), ms_short(case.wall.max)),
-        format!("{} [{} – {}]", ms(case.engine.median), ms_short(case.engine.min), ms_short(case.engine.max)),
+        format!("{:.1} [{:.1} – {:.1}]", case.wall.median, case.wall.min, case.wall.max),
+        format!("{:.0} [{:.0} – {:.0}]", case.engine.median, case.engine.min, case.engine.max),
         format!("{:.1} MB [{:.1} – {:.1}]", case.rss.median, case.rss.min, case.rss.max),
         target,
         relay,
@@ -240,10 +247,6 @@ fn print_row(case: &Case) {
 
 fn ms(v: f64) -> String {
     if v >= 1000.0 { format!("{:.2} s", v / 1000.0) } else { format!("{v:.1} ms") }
-}
-
-fn ms_short(v: f64) -> String {
-    if v >= 1000.0 { format!("{:.2}s", v / 1000.0) } else { format!("{v:.1}") }
 }
 
 /// `n` steps of `true`, each needing the one before.

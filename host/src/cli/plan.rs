@@ -220,7 +220,12 @@ impl<'w> Plan<'w> {
                 let timeout = match (step.timeout, agent.and_then(|a| a.timeout)) {
                     (Some(t), _) => Some((t, "step")),
                     (None, Some(t)) => Some((t, "agent")),
-                    (None, None) => None,
+                    // What the run applies when nothing is set: a gate's call limit, a process's
+                    // default deadline.
+                    (None, None) => Some(match step.action {
+                        Action::Gate(_) => (crate::sandbox::Limits::default().timeout, "default"),
+                        _ => (crate::engine::DEFAULT_STEP_TIMEOUT, "default"),
+                    }),
                 };
                 StepPlan {
                     step,
@@ -677,6 +682,7 @@ fn step_text(out: &mut String, plan: &Plan, sp: &StepPlan) {
     }
     let timeout = match sp.timeout {
         Some((t, "agent")) => format!("{} (the agent's)", duration(t)),
+        Some((t, "default")) => format!("{} (the default)", duration(t)),
         Some((t, _)) => duration(t),
         None => match plan.workflow.timeout {
             Some(run) => format!("none (the run's {} bounds it)", duration(run)),

@@ -18,6 +18,8 @@ pub mod render;
 pub mod run;
 mod step;
 
+pub use step::DEFAULT_STEP_TIMEOUT;
+
 use crate::spec::{Action, Check, SpecError, SpecErrors, Workflow};
 
 /// What the engine can tell about a valid workflow before running anything: every `run:`
