@@ -554,6 +554,10 @@ impl Converter<'_> {
                  false` agents: relay's interactive PTY agents, preset preambles and completion markers have \
                  no counterpart",
             );
+            self.note(
+                "agents get greenlight's base environment only (PATH, HOME, locale, ...), not all of it as in \
+                 relay: name the keys an agent needs under its `env:` (e.g. `env: [ANTHROPIC_API_KEY]`)",
+            );
         }
 
         let mut converted = Vec::new();
