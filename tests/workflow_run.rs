@@ -465,15 +465,16 @@ fn vars_from_the_command_line_replace_declared_ones() {
 
 #[test]
 fn interrupting_the_runner_kills_its_steps() {
-    let setup =
-        Setup::new("version: 1\nsteps:\n- { name: long, run: (sleep 2; touch survivor) & sleep 30 }\n");
+    let setup = Setup::new(
+        "version: 1\nsteps:\n- { name: long, run: (sleep 2; touch survivor) & touch started; sleep 30 }\n",
+    );
     let mut child = setup.command(&[]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    // Wait until the step has started (its process group exists), then Ctrl-C the runner.
-    let started = std::time::Instant::now();
-    while !setup.workspace.join(".greenlight/runs").exists() && started.elapsed() < Duration::from_secs(20) {
+    // Wait until the step runs (its background child exists), then Ctrl-C the runner.
+    let waiting = std::time::Instant::now();
+    while !setup.workspace.join("started").exists() {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "the step never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
         .unwrap();
     let status = child.wait().unwrap();

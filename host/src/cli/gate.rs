@@ -97,13 +97,7 @@ pub fn run(command: GateCommand) -> anyhow::Result<u8> {
 fn run_gate(args: RunArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let source = GateSource::parse(&args.gate)?;
-    let workspace = args
-        .workdir
-        .canonicalize()
-        .with_context(|| format!("--workdir {}: no such directory", args.workdir.display()))?;
-    if !workspace.is_dir() {
-        bail!("--workdir {}: not a directory", args.workdir.display());
-    }
+    let workspace = super::workdir(&args.workdir)?;
     let sandbox = Sandbox::new(CompileCache::default_dir())?;
     let (bytes, known) = source.bytes()?;
     let sha256 = known.map_or_else(|| sandbox::digest(&bytes), str::to_string);

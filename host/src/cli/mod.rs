@@ -106,6 +106,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A `--workdir` argument as an absolute, existing directory.
+fn workdir(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let resolved =
+        dir.canonicalize().with_context(|| format!("--workdir {}: no such directory", dir.display()))?;
+    if !resolved.is_dir() {
+        anyhow::bail!("--workdir {}: not a directory", dir.display());
+    }
+    Ok(resolved)
+}
+
 /// Run a future to completion on a multi-threaded runtime, then leave without waiting for
 /// blocking threads: a guest can wedge one (opening a FIFO, say) after its call has ended.
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {

@@ -10,12 +10,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::exit;
-use super::workflow::{load_checked, print_errors};
+use super::workflow::{definition_dir, load_checked, print_errors, with_vars};
 use crate::engine;
 use crate::engine::agent;
 use crate::engine::plan::{
@@ -82,14 +81,8 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         }
     };
     let vars = with_vars(&workflow, &args.vars)?;
-    let workspace = args
-        .workdir
-        .canonicalize()
-        .with_context(|| format!("--workdir {}: no such directory", args.workdir.display()))?;
-    if !workspace.is_dir() {
-        bail!("--workdir {}: not a directory", args.workdir.display());
-    }
-    let components = component_dir(&args.file);
+    let workspace = super::workdir(&args.workdir)?;
+    let components = definition_dir(&args.file)?;
     let max_concurrency = args.max_concurrency.map(|n| n as usize);
     let is_set = |name: &str| std::env::var_os(name).is_some();
     let plan = Plan::new(&workflow, &file, vars, max_concurrency, &workspace, &is_set, |gate| {
@@ -103,33 +96,6 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     };
     print!("{out}");
     Ok(exit::PASS)
-}
-
-/// The workflow's vars with the `--var K=V` values in place. Only declared vars may be set:
-/// a misspelt name would otherwise change nothing, silently.
-fn with_vars(workflow: &Workflow, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut vars = workflow.vars.clone();
-    for pair in pairs {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("--var {pair:?}: expected K=V, e.g. --var feature=login");
-        };
-        let Some(slot) = vars.get_mut(name) else {
-            let declared: Vec<&str> = workflow.vars.keys().map(String::as_str).collect();
-            let declared =
-                if declared.is_empty() { "it declares none".to_string() } else { declared.join(", ") };
-            bail!("--var {name}: the workflow declares no var `{name}` under `vars:` ({declared})");
-        };
-        *slot = value.to_string();
-    }
-    Ok(vars)
-}
-
-/// Component files named by a workflow are relative to the folder the workflow file is in.
-fn component_dir(workflow_file: &Path) -> PathBuf {
-    match workflow_file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 //! `greenlight run`: run a workflow end to end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::exit;
-use super::workflow::{load_checked, print_errors};
+use super::workflow::{definition_dir, load_checked, print_errors, with_vars};
 use crate::engine::event::RunStatus;
 use crate::engine::run::{self as engine_run, RunOptions};
 use crate::report;
@@ -46,23 +45,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    for pair in &args.vars {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("--var {pair}: write NAME=VALUE");
-        };
-        if !workflow.vars.contains_key(name) {
-            let declared: Vec<&str> = workflow.vars.keys().map(String::as_str).collect();
-            bail!(
-                "--var {name}: the workflow declares no var `{name}` (declared: {}); declare it under `vars:`",
-                if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
-            );
-        }
-        workflow.vars.insert(name.to_string(), value.to_string());
-    }
+    workflow.vars = with_vars(&workflow, &args.vars)?;
     let definition_dir = definition_dir(&args.file)?;
     let interrupt = CancellationToken::new();
     let options = RunOptions {
-        workspace: args.workdir.clone(),
+        workspace: super::workdir(&args.workdir)?,
         definition_dir,
         file,
         max_concurrency: args.max_concurrency.map(|n| n as usize),
@@ -97,10 +84,4 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         RunStatus::Succeeded => exit::PASS,
         RunStatus::Failed => exit::FAIL,
     })
-}
-
-/// The workflow file's directory, absolute.
-fn definition_dir(file: &Path) -> anyhow::Result<PathBuf> {
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    parent.canonicalize().with_context(|| format!("{}: cannot resolve its directory", file.display()))
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
@@ -9,6 +10,8 @@ use super::exit;
 use crate::engine;
 use crate::gates::builtin;
 use crate::report::text;
+use std::collections::BTreeMap;
+
 use crate::spec::{self, SpecErrors, Workflow};
 
 #[derive(Args)]
@@ -57,6 +60,31 @@ pub fn load_checked(path: &Path, workflow: Option<&str>) -> Result<Workflow, Spe
     spec::check_builtin_gates(&workflow, &file, &builtin::names())?;
     engine::preflight(&workflow, &file)?;
     Ok(workflow)
+}
+
+/// The workflow's vars with `--var K=V` pairs applied; only declared vars may be set.
+pub fn with_vars(workflow: &Workflow, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut vars = workflow.vars.clone();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--var {pair:?}: expected K=V, e.g. --var feature=login");
+        };
+        let Some(slot) = vars.get_mut(name) else {
+            let declared: Vec<&str> = workflow.vars.keys().map(String::as_str).collect();
+            let declared =
+                if declared.is_empty() { "it declares none".to_string() } else { declared.join(", ") };
+            bail!("--var {name}: the workflow declares no var `{name}` under `vars:` ({declared})");
+        };
+        *slot = value.to_string();
+    }
+    Ok(vars)
+}
+
+/// The directory paths in a workflow (agent programs, gate components) are relative to: the
+/// workflow file's own, absolute.
+pub fn definition_dir(file: &Path) -> anyhow::Result<PathBuf> {
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.canonicalize().with_context(|| format!("{}: cannot resolve its directory", file.display()))
 }
 
 /// `FILE: valid: 4 steps, 2 agents, depth 4`.
