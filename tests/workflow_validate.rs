@@ -112,7 +112,8 @@ fn unknown_keys_list_the_allowed_ones() {
         stderr_lines(&out),
         [
             "unknown-key.yaml:5:5: unknown key `depends_on` in a step; the keys allowed in a step are: name, needs, run, \
-          agent, task, gate, with, sha256, grants, timeout, retries, env, cwd, verify, allow_failure"
+          agent, task, gate, with, sha256, grants, timeout, retries, env, cwd, verify, allow_failure, repair, \
+          protect, produces, commit"
         ]
     );
 }

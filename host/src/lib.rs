@@ -15,3 +15,4 @@ pub mod native;
 pub mod report;
 pub mod sandbox;
 pub mod spec;
+pub mod workspace;

@@ -23,6 +23,11 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The gate could not decide: it crashed, hit a limit, or reported an error.
     pub const GATE_ERROR: u8 = 3;
+    /// A run ended blocked: a commit step found a requirement red (or git refused), committed
+    /// nothing and wrote BLOCKED_NO_COMMIT.md.
+    pub const BLOCKED: u8 = 3;
+    /// A run ended because an agent asked for a person.
+    pub const NEEDS_HUMAN: u8 = 4;
     /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -61,7 +66,14 @@ enum Command {
     /// Run a workflow: its steps start as soon as what they need has succeeded.
     ///
     /// Exit codes: 0 the run succeeded, 1 it failed (a step failed, timed out or was cancelled),
-    /// 2 invalid input (nothing ran), 130 interrupted (Ctrl-C or SIGTERM; running steps are killed).
+    /// 2 invalid input (nothing ran), 3 blocked (a commit step found a required step red: nothing
+    /// was committed and .greenlight/runs/RUN_ID/BLOCKED_NO_COMMIT.md holds the evidence),
+    /// 4 needs-human (an agent ended its output with a `GREENLIGHT_NEEDS_HUMAN: why` line),
+    /// 130 interrupted (Ctrl-C or SIGTERM; running steps are killed).
+    ///
+    /// Repair loops (`repair: {agent, attempts}`) run only where declared: a failed step's
+    /// repair agent gets the failure as a task, then the step runs again. Files under `protect:`
+    /// globs that an agent changes are put back and fail that attempt.
     ///
     /// Each step's output is written to .greenlight/runs/RUN_ID/steps/STEP/attempt-N.log in the
     /// workspace, and the run's events to .greenlight/runs/RUN_ID/events.jsonl.

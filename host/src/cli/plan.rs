@@ -258,6 +258,7 @@ impl StepPlan<'_> {
             Action::Run { .. } => "run",
             Action::Agent { .. } => "agent",
             Action::Gate(_) => "gate",
+            Action::Commit(_) => "commit",
         }
     }
 
@@ -267,6 +268,7 @@ impl StepPlan<'_> {
             Action::Run { .. } => "run".to_string(),
             Action::Agent { agent, .. } => format!("agent {agent}"),
             Action::Gate(g) => format!("gate {}", g.gate),
+            Action::Commit(c) => format!("commit {}", c.paths.join(" ")),
         }
     }
 
@@ -343,6 +345,7 @@ fn values(step: &Step, vars: &BTreeMap<String, String>) -> Vec<ValueRef> {
     match &step.action {
         Action::Run { command } => texts.push((command, true)),
         Action::Agent { task, .. } => texts.push((task, false)),
+        Action::Commit(commit) => texts.push((&commit.message, false)),
         Action::Gate(_) => {}
     }
     if let Some(cwd) = &step.cwd {
@@ -572,6 +575,19 @@ fn text_plan(plan: &Plan) -> String {
     );
     header("on failure", w.on_failure.as_str().to_string());
     header(
+        "repair",
+        w.repair.as_ref().map_or("only where a step declares it".to_string(), |r| {
+            format!(
+                "agent {} with up to {} rounds, for every step that can be repaired",
+                l(&r.agent),
+                r.attempts
+            )
+        }),
+    );
+    if !w.protect.is_empty() {
+        header("protect", l(&w.protect.join(", ")));
+    }
+    header(
         "timeout",
         w.timeout
             .map_or("none for the whole run".to_string(), |t| format!("{} for the whole run", duration(t))),
@@ -620,6 +636,17 @@ fn step_text(out: &mut String, plan: &Plan, sp: &StepPlan) {
                 row(out, "task via", launch.task_via.describe());
             }
             text_row(out, "task", task);
+        }
+        Action::Commit(commit) => {
+            text_row(out, "message", &commit.message);
+            row(out, "paths", &l(&commit.paths.join(", ")));
+            row(out, "requires", &l(&commit.requires.join(", ")));
+            row(out, "hooks", if commit.hooks { "run" } else { "skipped (skip_hooks: true)" });
+            row(
+                out,
+                "commits",
+                "only if every required step succeeded in this run; else BLOCKED_NO_COMMIT.md",
+            );
         }
         Action::Gate(_) => {}
     }
@@ -683,6 +710,34 @@ fn step_text(out: &mut String, plan: &Plan, sp: &StepPlan) {
         }
     }
     row(out, "allow_failure", if step.allow_failure { "yes" } else { "no" });
+    if !matches!(step.action, Action::Commit(_)) {
+        let repair = match plan.workflow.repair_of(step) {
+            Some(r) => format!(
+                "agent {}, up to {} round{}, then a last rerun decides{}",
+                l(&r.agent),
+                r.attempts,
+                if r.attempts == 1 { "" } else { "s" },
+                if matches!(step.repair, crate::spec::RepairSetting::Inherit) {
+                    " (the workflow's)"
+                } else {
+                    ""
+                }
+            ),
+            None => "none".to_string(),
+        };
+        row(out, "repair", &repair);
+    }
+    if !step.produces.is_empty() {
+        row(
+            out,
+            "produces",
+            &format!("{} (each must exist and show as changed)", l(&step.produces.join(", "))),
+        );
+    }
+    let protect = plan.workflow.protect_globs(step);
+    if !protect.is_empty() && matches!(step.action, Action::Agent { .. }) {
+        row(out, "protects", &l(&protect.join(", ")));
+    }
 }
 
 /// A gate's parameters, component and grants; `indent` nests it under a `verify` check.
@@ -877,6 +932,8 @@ fn json_plan(plan: &Plan) -> Value {
         "peak_parallelism": s.peak,
         "at_most_at_once": plan.concurrency.at_most(s),
         "on_failure": w.on_failure.as_str(),
+        "repair": w.repair.as_ref().map(|r| json!({ "agent": r.agent, "attempts": r.attempts })),
+        "protect": w.protect,
         "timeout_ms": w.timeout.map(millis),
         "depth": s.depth(),
         "critical_path": plan.names(&s.critical_path),
@@ -930,6 +987,8 @@ fn step_json(plan: &Plan, sp: &StepPlan) -> Value {
             fields.insert("grants".into(), grants);
             fields.insert("gate".into(), gate);
         }
+        // Its fields are added with the repair and protect fields below.
+        Action::Commit(_) => {}
     }
     let values: Vec<Value> = sp
         .values
@@ -963,6 +1022,18 @@ fn step_json(plan: &Plan, sp: &StepPlan) -> Value {
     fields.insert("cwd".into(), json!(step.cwd));
     fields.insert("verify".into(), json!(verify));
     fields.insert("allow_failure".into(), json!(step.allow_failure));
+    fields.insert(
+        "repair".into(),
+        json!(plan.workflow.repair_of(step).map(|r| json!({ "agent": r.agent, "attempts": r.attempts }))),
+    );
+    fields.insert("protect".into(), json!(plan.workflow.protect_globs(step)));
+    fields.insert("produces".into(), json!(step.produces));
+    if let Action::Commit(c) = &step.action {
+        fields.insert(
+            "commit".into(),
+            json!({ "message": c.message, "paths": c.paths, "requires": c.requires, "hooks": c.hooks }),
+        );
+    }
     fields.insert("warnings".into(), json!(sp.problems().collect::<Vec<_>>()));
     out
 }

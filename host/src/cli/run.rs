@@ -35,7 +35,7 @@ pub struct RunArgs {
 }
 
 /// Exit 0 when the run succeeded, 1 when it failed, 2 when the input was invalid (nothing ran),
-/// 130 when interrupted.
+/// 3 when blocked, 4 when an agent asked for a person, 130 when interrupted.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let file = args.file.display().to_string();
     let mut workflow = match load_checked(&args.file, args.workflow.as_deref()) {
@@ -83,5 +83,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(match outcome.status {
         RunStatus::Succeeded => exit::PASS,
         RunStatus::Failed => exit::FAIL,
+        RunStatus::Blocked => exit::BLOCKED,
+        RunStatus::NeedsHuman => exit::NEEDS_HUMAN,
     })
 }

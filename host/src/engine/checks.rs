@@ -11,7 +11,7 @@ use super::event::CheckResult;
 use super::gates::Gates;
 use super::render::Values;
 use crate::sandbox::{Outcome, StepResult, Verdict};
-use crate::spec::Check;
+use crate::spec::{Check, GateGrants, GateRef, Step};
 
 /// What the checks look at.
 pub struct Subject<'a> {
@@ -21,6 +21,33 @@ pub struct Subject<'a> {
     pub output_truncated: bool,
     pub workspace: &'a Path,
     pub values: &'a Values,
+}
+
+/// Every check a step's result must pass: its `verify` checks, then for an agent step each
+/// path it `produces` must exist and show as created or changed (`builtin:changed-files`).
+pub fn of_step(step: &Step) -> Vec<Check> {
+    let mut checks = step.verify.clone();
+    checks.extend(produced(step));
+    checks
+}
+
+/// The checks `produces:` stands for.
+pub fn produced(step: &Step) -> Vec<Check> {
+    if step.produces.is_empty() {
+        return Vec::new();
+    }
+    let mut checks: Vec<Check> = step.produces.iter().cloned().map(Check::FileExists).collect();
+    let mut with = serde_json::Map::new();
+    with.insert("paths".to_string(), serde_json::json!(step.produces));
+    checks.push(Check::Gate(GateRef {
+        gate: "builtin:changed-files".to_string(),
+        with,
+        sha256: None,
+        grants: GateGrants::default(),
+        // Where `produces` stands for it: the step (no other gate is named there).
+        location: step.location,
+    }));
+    checks
 }
 
 pub async fn run(checks: &[Check], subject: &Subject<'_>, gates: &Gates) -> Vec<CheckResult> {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use crate::workspace::protect::ProtectedChange;
+
 /// Milliseconds since the run started.
 pub type Millis = u64;
 
@@ -50,19 +52,73 @@ pub enum Event {
         /// The last lines of the output (bounded), for failures.
         tail: Option<String>,
         usage: Option<Usage>,
+        /// Another attempt follows: a retry, or a repair round and then a rerun.
         retrying: bool,
     },
-    /// A step that will not run: what it needed failed, or the run was cancelled first.
-    StepSkipped {
+    /// A repair agent starts on a failed step; the step runs again after it.
+    RepairStarted {
+        step: String,
+        /// 1 for the first repair of this step.
+        round: u32,
+        /// The step's repair budget.
+        rounds: u32,
+        agent: String,
+        at: Millis,
+        /// The task given to the repair agent.
+        task: PathBuf,
+        log: PathBuf,
+    },
+    RepairFinished {
+        step: String,
+        round: u32,
+        at: Millis,
+        status: StepStatus,
+        duration_ms: Millis,
+        /// Files the repair changed (relative to the workspace; empty outside git).
+        changed: Vec<String>,
+        /// The repair's diff, when the workspace is a git repository.
+        diff: Option<PathBuf>,
+        reason: Option<String>,
+        usage: Option<Usage>,
+    },
+    /// Protected files changed while an agent ran; they were put back as they were.
+    ProtectedReverted {
         step: String,
         at: Millis,
+        /// `step` (the step's own agent) or `repair N`.
+        during: String,
+        files: Vec<ProtectedChange>,
+    },
+    /// A commit step committed.
+    Committed {
+        step: String,
+        at: Millis,
+        commit: String,
+        /// The files in the commit (relative to the workspace).
+        files: Vec<String>,
+        /// Changed files outside the declared paths, left as they are.
+        left_uncommitted: Vec<String>,
+    },
+    /// A commit step did not commit; `artifact` says why, with the evidence.
+    Blocked {
+        step: String,
+        at: Millis,
+        artifact: PathBuf,
+        /// The required (or needed) steps that were not green.
+        red: Vec<String>,
         reason: String,
     },
+    /// A step that will not run: what it needed failed, or the run was cancelled first.
+    StepSkipped { step: String, at: Millis, reason: String },
     RunFinished {
         status: RunStatus,
         at: Millis,
         duration_ms: Millis,
         summary: Vec<StepSummary>,
+        /// `BLOCKED_NO_COMMIT.md`, when a commit step was blocked.
+        blocked_artifact: Option<PathBuf>,
+        /// The commit made, if any.
+        commit: Option<String>,
     },
 }
 
@@ -79,6 +135,10 @@ pub enum StepStatus {
     Cancelled,
     /// Never started.
     Skipped,
+    /// An agent said it cannot go on without a person (the `GREENLIGHT_NEEDS_HUMAN:` marker).
+    NeedsHuman,
+    /// A commit step that did not commit: a requirement was red, or git refused.
+    Blocked,
 }
 
 impl StepStatus {
@@ -89,6 +149,8 @@ impl StepStatus {
             StepStatus::TimedOut => "timed_out",
             StepStatus::Cancelled => "cancelled",
             StepStatus::Skipped => "skipped",
+            StepStatus::NeedsHuman => "needs_human",
+            StepStatus::Blocked => "blocked",
         }
     }
 }
@@ -98,6 +160,22 @@ impl StepStatus {
 pub enum RunStatus {
     Succeeded,
     Failed,
+    /// A commit step found a requirement red (or git refused): nothing was committed and
+    /// `BLOCKED_NO_COMMIT.md` holds the evidence.
+    Blocked,
+    /// An agent asked for a person.
+    NeedsHuman,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Blocked => "blocked",
+            RunStatus::NeedsHuman => "needs_human",
+        }
+    }
 }
 
 /// One `verify:` check (or a gate step's own verdict) and how it came out.

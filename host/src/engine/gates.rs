@@ -34,15 +34,15 @@ struct Prepared {
 impl Gates {
     /// Prepare every gate of `workflow`. Component paths are relative to `definition_dir`.
     pub fn prepare(workflow: &Workflow, workspace: &Path, definition_dir: &Path) -> anyhow::Result<Gates> {
-        let refs: Vec<(&str, &GateRef)> = workflow
+        let refs: Vec<(&str, GateRef)> = workflow
             .steps
             .iter()
             .flat_map(|step| {
                 let action = match &step.action {
-                    Action::Gate(gate) => Some(gate),
+                    Action::Gate(gate) => Some(gate.clone()),
                     _ => None,
                 };
-                let checks = step.verify.iter().filter_map(|check| match check {
+                let checks = super::checks::of_step(step).into_iter().filter_map(|check| match check {
                     Check::Gate(gate) => Some(gate),
                     _ => None,
                 });
@@ -55,7 +55,7 @@ impl Gates {
         let sandbox = Arc::new(Sandbox::new(CompileCache::default_dir())?);
         let mut prepared = HashMap::new();
         for (step, gate) in refs {
-            let entry = prepare_one(&sandbox, gate, workspace, definition_dir)
+            let entry = prepare_one(&sandbox, &gate, workspace, definition_dir)
                 .with_context(|| format!("{}: step `{step}`, gate `{}`", gate.location, gate.gate))?;
             prepared.insert(gate.location, entry);
         }

@@ -10,11 +10,14 @@
 
 pub mod agent;
 pub mod checks;
+pub mod commit;
 pub mod env;
 pub mod event;
 pub mod gates;
+mod guard;
 pub mod plan;
 pub mod render;
+mod repair;
 pub mod run;
 mod step;
 

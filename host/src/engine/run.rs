@@ -3,6 +3,12 @@
 //! for good, `fail-fast` cancels the running steps (their process groups are killed) and starts no
 //! more; `continue` skips only what depends on the failure. A whole-run deadline and an
 //! interruption (Ctrl-C) stop the run the same way fail-fast does.
+//!
+//! A commit step is the judge of what it needs: it starts once those steps have *ended*, however
+//! they ended, and commits only if they all succeeded; when fail-fast or the deadline stops the
+//! run first, it still runs at the end, to record why nothing was committed (not on Ctrl-C).
+//! The run ends `needs_human` if an agent asked for a person, `blocked` if a commit step did not
+//! commit, `succeeded` if every step succeeded, and `failed` otherwise.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
@@ -15,11 +21,13 @@ use anyhow::{Context, bail};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::commit;
 use super::event::{Event, Observer, RunStatus, StepStatus, StepSummary};
 use super::gates::Gates;
 use super::render::{StepValues, Values};
 use super::step::{self, StepEnd};
 use crate::spec::{Action, AgentKind, OnFailure, Workflow};
+use crate::workspace::git::{Committed, Repo, Snapshot};
 
 /// `max_concurrency` when neither the workflow nor the command line sets it.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
@@ -50,6 +58,10 @@ pub struct RunOutcome {
     pub summary: Vec<StepSummary>,
     /// Set when the run was stopped by `interrupt`.
     pub interrupted: bool,
+    /// `BLOCKED_NO_COMMIT.md`, when a commit step did not commit.
+    pub blocked_artifact: Option<PathBuf>,
+    /// What a commit step committed.
+    pub committed: Option<Committed>,
 }
 
 /// What every step task of a run shares.
@@ -61,8 +73,15 @@ pub struct Shared {
     pub run_dir: PathBuf,
     pub runner_env: Vec<(OsString, OsString)>,
     pub gates: Gates,
+    /// The workspace's git repository, when the run needs one (repairs, commits) and there is one.
+    pub repo: Option<Repo>,
+    /// The workspace when the run started, when a step can be repaired (for repair diffs).
+    pub start_snapshot: Option<Snapshot>,
+    /// Globs for the workflow file and gate components inside the workspace: protected always.
+    pub implicitly_protected: Vec<String>,
     /// Cancelled when the run stops; running steps are killed.
     pub cancel: CancellationToken,
+    results: Mutex<Results>,
     observer: Recorder,
     started: Instant,
     stop_reason: Mutex<Option<String>>,
@@ -82,6 +101,21 @@ impl Shared {
     pub fn stop_reason(&self) -> Option<String> {
         self.stop_reason.lock().expect("not poisoned").clone()
     }
+
+    pub fn note_commit(&self, committed: Committed) {
+        self.results.lock().expect("not poisoned").committed = Some(committed);
+    }
+
+    pub fn note_blocked(&self, artifact: PathBuf) {
+        self.results.lock().expect("not poisoned").blocked_artifact = Some(artifact);
+    }
+}
+
+/// What commit steps leave for the run's outcome.
+#[derive(Default)]
+struct Results {
+    committed: Option<Committed>,
+    blocked_artifact: Option<PathBuf>,
 }
 
 /// Run `workflow` to its end. Errors only when the run cannot start (an unusable workspace, a
@@ -104,6 +138,19 @@ pub async fn run(
     let max_concurrency =
         options.max_concurrency.or(workflow.max_concurrency).unwrap_or(DEFAULT_MAX_CONCURRENCY).max(1);
 
+    let needs_repo = workflow
+        .steps
+        .iter()
+        .any(|s| matches!(s.action, Action::Commit(_)) || workflow.repair_of(s).is_some());
+    let repo = if needs_repo { Repo::open(&workspace, &options.runner_env)? } else { None };
+    let start_snapshot = match &repo {
+        Some(repo) if workflow.steps.iter().any(|s| workflow.repair_of(s).is_some()) => {
+            Some(repo.snapshot().context("taking a snapshot of the workspace for repair diffs")?)
+        }
+        _ => None,
+    };
+    let implicitly_protected = implicitly_protected(&workflow, &workspace, &options);
+
     let run_id = new_run_id();
     let run_dir = create_run_dir(&workspace, &run_id)?;
     let events = std::fs::File::create(run_dir.join("events.jsonl"))
@@ -115,6 +162,10 @@ pub async fn run(
         run_dir: run_dir.clone(),
         runner_env: options.runner_env.clone(),
         gates,
+        repo,
+        start_snapshot,
+        implicitly_protected,
+        results: Mutex::new(Results::default()),
         cancel: CancellationToken::new(),
         observer: Recorder { events: Mutex::new(events), inner: observer },
         started: Instant::now(),
@@ -133,18 +184,64 @@ pub async fn run(
     });
 
     let summary = Scheduler::new(shared.clone(), max_concurrency).run(&options.interrupt).await;
-    let status = if summary.iter().all(|s| s.status == StepStatus::Succeeded) {
+    let any = |status: StepStatus| summary.iter().any(|s| s.status == status);
+    let status = if any(StepStatus::NeedsHuman) {
+        RunStatus::NeedsHuman
+    } else if any(StepStatus::Blocked) {
+        RunStatus::Blocked
+    } else if summary.iter().all(|s| s.status == StepStatus::Succeeded) {
         RunStatus::Succeeded
     } else {
         RunStatus::Failed
     };
+    let Results { committed, blocked_artifact } =
+        std::mem::take(&mut *shared.results.lock().expect("not poisoned"));
     shared.emit(Event::RunFinished {
         status,
         at: shared.millis(),
         duration_ms: shared.millis(),
         summary: summary.clone(),
+        blocked_artifact: blocked_artifact.clone(),
+        commit: committed.as_ref().map(|c| c.sha.clone()),
     });
-    Ok(RunOutcome { status, run_id, run_dir, summary, interrupted: options.interrupt.is_cancelled() })
+    Ok(RunOutcome {
+        status,
+        run_id,
+        run_dir,
+        summary,
+        interrupted: options.interrupt.is_cancelled(),
+        blocked_artifact,
+        committed,
+    })
+}
+
+/// The workflow file and the gate component files, when they lie inside the workspace, as
+/// literal globs: no agent may change the definition or the judges of the run it is in.
+fn implicitly_protected(workflow: &Workflow, workspace: &Path, options: &RunOptions) -> Vec<String> {
+    let mut files = vec![PathBuf::from(&options.file)];
+    for step in &workflow.steps {
+        let gates = super::checks::of_step(step).into_iter().filter_map(|c| match c {
+            crate::spec::Check::Gate(g) => Some(g),
+            _ => None,
+        });
+        let own = match &step.action {
+            Action::Gate(g) => Some(g.clone()),
+            _ => None,
+        };
+        for gate in own.into_iter().chain(gates).filter(|g| g.builtin_name().is_none()) {
+            files.push(options.definition_dir.join(&gate.gate));
+        }
+    }
+    let mut globs: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.canonicalize().ok())
+        .filter_map(|f| f.strip_prefix(workspace).ok().map(|r| r.to_string_lossy().into_owned()))
+        .filter(|r| !r.is_empty())
+        .map(|r| globset::escape(&r))
+        .collect();
+    globs.sort();
+    globs.dedup();
+    globs
 }
 
 /// The scheduler's view of the steps.
@@ -162,6 +259,7 @@ struct Scheduler {
     values: Vec<Option<StepValues>>,
     /// Why the run stopped early (fail-fast, deadline, interruption).
     stopping: Option<String>,
+    interrupted: bool,
 }
 
 impl Scheduler {
@@ -194,6 +292,7 @@ impl Scheduler {
             ended: vec![None; n],
             values: vec![None; n],
             stopping: None,
+            interrupted: false,
         }
     }
 
@@ -208,7 +307,14 @@ impl Scheduler {
                 let Some(index) = self.ready.pop_first() else { break };
                 let values = self.values_for(index);
                 let shared = self.shared.clone();
-                let handle = running.spawn(async move { (index, step::run(&shared, index, values).await) });
+                let handle = if self.is_commit(index) {
+                    let upstream = self.upstream_statuses(index);
+                    running.spawn(async move {
+                        (index, commit::run(&shared, index, values, upstream, None).await)
+                    })
+                } else {
+                    running.spawn(async move { (index, step::run(&shared, index, values).await) })
+                };
                 running_ids.insert(handle.id(), index);
             }
             if running.is_empty() {
@@ -229,19 +335,56 @@ impl Scheduler {
                     let limit = humantime::format_duration(deadline.unwrap_or_default());
                     self.stop(format!("the run's timeout of {limit} passed"));
                 }
-                () = interrupt.cancelled(), if self.stopping.is_none() => {
+                () = interrupt.cancelled(), if !self.interrupted => {
+                    self.interrupted = true;
                     self.stop("the run was interrupted".to_string());
                 }
             }
         }
         // Whatever did not run was skipped: by the stop, or because something it needs failed.
         for index in 0..self.ended.len() {
-            if self.ended[index].is_none() {
+            if self.ended[index].is_none() && !self.is_commit(index) {
                 let reason = self.stopping.clone().unwrap_or_else(|| self.blocked_by(index));
                 self.skip(index, reason);
             }
         }
+        // A commit step the stop kept from running still records why nothing was committed,
+        // unless a person interrupted the run.
+        for index in 0..self.ended.len() {
+            if self.ended[index].is_some() {
+                continue;
+            }
+            if self.interrupted {
+                let reason = self.stopping.clone().unwrap_or_default();
+                self.skip(index, reason);
+            } else {
+                let (values, upstream) = (self.values_for(index), self.upstream_statuses(index));
+                let end = commit::run(&self.shared, index, values, upstream, self.stopping.clone()).await;
+                self.ended[index] = Some(end.summary);
+            }
+        }
         self.ended.into_iter().map(|s| s.expect("every step ended")).collect()
+    }
+
+    fn is_commit(&self, index: usize) -> bool {
+        matches!(self.shared.workflow.steps[index].action, Action::Commit(_))
+    }
+
+    /// How each step that step `index` needs ended (not run yet counts as skipped).
+    fn upstream_statuses(&self, index: usize) -> Vec<(String, StepStatus)> {
+        let steps = &self.shared.workflow.steps;
+        steps[index]
+            .needs
+            .iter()
+            .map(|need| {
+                let status = steps
+                    .iter()
+                    .position(|s| &s.name == need)
+                    .and_then(|i| self.ended[i].as_ref())
+                    .map_or(StepStatus::Skipped, |s| s.status);
+                (need.clone(), status)
+            })
+            .collect()
     }
 
     /// The run's vars and the results of the upstream steps `index` reads.
@@ -259,35 +402,48 @@ impl Scheduler {
     }
 
     fn finish(&mut self, index: usize, end: StepEnd) {
-        let succeeded = end.summary.status == StepStatus::Succeeded;
+        let status = end.summary.status;
         self.ended[index] = Some(end.summary);
-        if succeeded {
+        if status == StepStatus::Succeeded {
             self.values[index] = end.values;
-            for &d in &self.dependents[index] {
+        } else if self.stopping.is_none()
+            && status != StepStatus::Blocked
+            && self.shared.workflow.on_failure == OnFailure::FailFast
+        {
+            let name = &self.shared.workflow.steps[index].name;
+            let what = if status == StepStatus::NeedsHuman { "needs a person" } else { "failed" };
+            self.stop(format!("the run stopped because step `{name}` {what} (fail-fast)"));
+        }
+        self.release(index);
+    }
+
+    /// Step `index` has ended: what waits for it may become ready. A commit step waits for its
+    /// needs to end; any other step for them to succeed, and is skipped (with what depends on
+    /// it) when one does not.
+    fn release(&mut self, index: usize) {
+        let succeeded = self.ended[index].as_ref().is_some_and(|s| s.status == StepStatus::Succeeded);
+        let name = self.shared.workflow.steps[index].name.clone();
+        for d in self.dependents[index].clone() {
+            if self.ended[d].is_some() {
+                continue;
+            }
+            if succeeded || self.is_commit(d) {
                 self.waiting[d] -= 1;
-                if self.waiting[d] == 0 && self.ended[d].is_none() {
+                if self.waiting[d] == 0 && self.stopping.is_none() {
                     self.ready.insert(d);
                 }
-            }
-            return;
-        }
-        if self.stopping.is_some() {
-            return;
-        }
-        let name = self.shared.workflow.steps[index].name.clone();
-        match self.shared.workflow.on_failure {
-            OnFailure::FailFast => {
-                self.stop(format!("the run stopped because step `{name}` failed (fail-fast)"))
-            }
-            OnFailure::Continue => {
-                // Skipped now, so the view shows it; the reason names the failed step.
-                let mut stack = self.dependents[index].clone();
-                while let Some(d) = stack.pop() {
-                    if self.ended[d].is_none() {
-                        self.skip(d, format!("it needs `{name}`, which failed"));
-                        stack.extend(self.dependents[d].iter().copied());
-                    }
-                }
+            } else {
+                // Skipped now, so the view shows it; the reason names the step that did not succeed.
+                let how = match self.ended[index].as_ref().map(|s| s.status) {
+                    Some(StepStatus::TimedOut) => "timed out",
+                    Some(StepStatus::Cancelled) => "was cancelled",
+                    Some(StepStatus::Skipped) => "was skipped",
+                    Some(StepStatus::NeedsHuman) => "needs a person",
+                    Some(StepStatus::Blocked) => "was blocked",
+                    _ => "failed",
+                };
+                self.skip(d, format!("it needs `{name}`, which {how}"));
+                self.release(d);
             }
         }
     }
@@ -353,14 +509,18 @@ fn panicked(step: &str) -> StepEnd {
     }
 }
 
-/// Agents' programs exist and the variables they list are set, before anything runs.
+/// Agents' programs (repair agents' too) exist and the variables they list are set, before
+/// anything runs.
 fn check_agents(workflow: &Workflow, options: &RunOptions) -> anyhow::Result<()> {
     let used: BTreeSet<&str> = workflow
         .steps
         .iter()
-        .filter_map(|s| match &s.action {
-            Action::Agent { agent, .. } => Some(agent.as_str()),
-            _ => None,
+        .flat_map(|s| {
+            let own = match &s.action {
+                Action::Agent { agent, .. } => Some(agent.as_str()),
+                _ => None,
+            };
+            own.into_iter().chain(workflow.repair_of(s).map(|r| r.agent.as_str()))
         })
         .collect();
     for name in used {

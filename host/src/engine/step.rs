@@ -10,7 +10,9 @@ use super::agent;
 use super::checks::{self, Subject};
 use super::env::{self, Env};
 use super::event::{CheckResult, Event, StepStatus, StepSummary, Usage};
+use super::guard;
 use super::render::{self, StepValues, Values};
+use super::repair;
 use super::run::Shared;
 use crate::native::logged::{self, LoggedSpec};
 use crate::spec::template::{self, Reference};
@@ -19,15 +21,15 @@ use crate::spec::{Action, Check, GateRef, Step};
 /// A step's deadline when neither it nor its agent sets one.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Between SIGTERM and SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+pub(super) const KILL_GRACE: Duration = Duration::from_secs(2);
 /// The end of stdout kept in memory: what templates and output checks see.
-const STDOUT_KEPT: usize = 1 << 20;
+pub(super) const STDOUT_KEPT: usize = 1 << 20;
 /// The end of stdout and stderr kept for reports.
-const TAIL_KEPT: usize = 8 << 10;
+pub(super) const TAIL_KEPT: usize = 8 << 10;
 /// Lines of the tail shown in reports.
 const TAIL_LINES: usize = 20;
 /// A log file stops growing here.
-const LOG_LIMIT: u64 = 256 << 20;
+pub(super) const LOG_LIMIT: u64 = 256 << 20;
 
 /// How a step ended, for the scheduler.
 pub struct StepEnd {
@@ -36,43 +38,165 @@ pub struct StepEnd {
     pub values: Option<StepValues>,
 }
 
-/// Run every attempt of step `index`, emitting its events. `values` holds the run's vars and the
-/// results of the upstream steps its templates refer to.
+/// Run step `index` to its end, emitting its events: attempts (with `retries`), and when it
+/// still fails and it has a repair loop, repair rounds each followed by a rerun. `values` holds
+/// the run's vars and the results of the upstream steps its templates refer to.
 pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
     let step = &shared.workflow.steps[index];
     let dir = shared.run_dir.join("steps").join(&step.name);
     let started = Instant::now();
-    let max_attempts = step.retries.saturating_add(1);
-    let mut attempt = 1;
+    let repair = shared.workflow.repair_of(step);
+    let rounds = repair.map_or(0, |r| r.attempts);
+    let mut attempts = Attempts { next: 1, recheck_of: None };
+    let mut round = 0;
+    let mut repair_usage: Option<Usage> = None;
+    let mut since = None;
     loop {
+        let repairs_left = round < rounds;
+        let (outcome, log) = run_attempts(shared, step, &values, &dir, &mut attempts, repairs_left).await;
+        let repairable = outcome.status == StepStatus::Failed || outcome.status == StepStatus::TimedOut;
+        if outcome.status == StepStatus::Succeeded
+            || !repairs_left
+            || !repairable
+            || !outcome.retryable
+            || shared.cancel.is_cancelled()
+        {
+            return finish(step, started, attempts.next - 1, outcome, log, repair_usage);
+        }
+        round += 1;
+        let repair = repair.expect("repairs are left only when there is a repair loop");
+        let failure = repair::Failure {
+            attempt: attempts.next - 1,
+            command: outcome.what.clone(),
+            exit_code: outcome.exit_code,
+            reason: outcome.reason.clone().unwrap_or_default(),
+            checks: outcome.checks.clone(),
+            output_tail: outcome.full_tail.clone(),
+        };
+        let repaired = repair::round(shared, step, repair, round, &failure, &dir, &mut since).await;
+        repair_usage = add_usage(repair_usage, repaired.usage.clone());
+        if matches!(repaired.status, StepStatus::NeedsHuman | StepStatus::Cancelled) {
+            let outcome = Attempt { status: repaired.status, reason: repaired.reason, ..outcome };
+            return finish(step, started, attempts.next - 1, outcome, log, repair_usage);
+        }
+        // An agent is not asked again: after a repair, its checks decide.
+        if matches!(step.action, Action::Agent { .. }) && attempts.recheck_of.is_none() {
+            attempts.recheck_of =
+                Some(Original { exit_code: outcome.exit_code, output: outcome.output.clone() });
+        }
+    }
+}
+
+fn finish(
+    step: &Step,
+    started: Instant,
+    attempts: u32,
+    outcome: Attempt,
+    log: Option<PathBuf>,
+    repair_usage: Option<Usage>,
+) -> StepEnd {
+    let succeeded = outcome.status == StepStatus::Succeeded;
+    StepEnd {
+        values: succeeded.then_some(StepValues { output: outcome.output, exit_code: outcome.exit_code }),
+        summary: StepSummary {
+            step: step.name.clone(),
+            status: outcome.status,
+            attempts,
+            duration_ms: started.elapsed().as_millis() as u64,
+            exit_code: outcome.exit_code,
+            reason: outcome.reason,
+            usage: add_usage(outcome.usage, repair_usage),
+            log,
+        },
+    }
+}
+
+fn add_usage(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
+    let sum = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (None, None) => None,
+        (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
+    };
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(a), Some(b)) => Some(Usage {
+            input_tokens: sum(a.input_tokens, b.input_tokens),
+            output_tokens: sum(a.output_tokens, b.output_tokens),
+            cost_usd: match (a.cost_usd, b.cost_usd) {
+                (None, None) => None,
+                (x, y) => Some(x.unwrap_or(0.0) + y.unwrap_or(0.0)),
+            },
+        }),
+    }
+}
+
+/// Attempt numbering across retries and repair rounds, and what an agent step's rechecks judge.
+struct Attempts {
+    next: u32,
+    /// Set once an agent step has been repaired: later attempts only run its checks, against
+    /// the agent's original result.
+    recheck_of: Option<Original>,
+}
+
+#[derive(Clone)]
+struct Original {
+    exit_code: Option<i32>,
+    output: String,
+}
+
+/// One run of the step with its retries. Returns the last attempt and its log (if written).
+async fn run_attempts(
+    shared: &Shared,
+    step: &Step,
+    values: &Values,
+    dir: &Path,
+    attempts: &mut Attempts,
+    repairs_left: bool,
+) -> (Attempt, Option<PathBuf>) {
+    let max_attempts = step.retries.saturating_add(1);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let attempt = attempts.next;
+        attempts.next += 1;
         let attempt_started = Instant::now();
         let log = dir.join(format!("attempt-{attempt}.log"));
-        let outcome = match prepare(shared, step, &values, &dir, attempt) {
-            Ok(prepared) => {
-                shared.emit(Event::StepStarted {
-                    step: step.name.clone(),
-                    attempt,
-                    at: shared.millis(),
-                    what: prepared.what(),
-                    log: Some(log.clone()),
-                });
-                execute(shared, step, prepared, &values, &log).await
-            }
-            Err(reason) => {
-                shared.emit(Event::StepStarted {
-                    step: step.name.clone(),
-                    attempt,
-                    at: shared.millis(),
-                    what: describe(step),
-                    log: None,
-                });
-                Attempt::failed(reason, false)
+        let outcome = if let Some(original) = &attempts.recheck_of {
+            shared.emit(Event::StepStarted {
+                step: step.name.clone(),
+                attempt,
+                at: shared.millis(),
+                what: "recheck: the agent's checks, after the repair".to_string(),
+                log: None,
+            });
+            recheck(shared, step, values, original).await
+        } else {
+            match prepare(shared, step, values, dir, attempt) {
+                Ok(prepared) => {
+                    shared.emit(Event::StepStarted {
+                        step: step.name.clone(),
+                        attempt,
+                        at: shared.millis(),
+                        what: prepared.what(),
+                        log: Some(log.clone()),
+                    });
+                    execute(shared, step, prepared, values, &log).await
+                }
+                Err(reason) => {
+                    shared.emit(Event::StepStarted {
+                        step: step.name.clone(),
+                        attempt,
+                        at: shared.millis(),
+                        what: describe(step),
+                        log: None,
+                    });
+                    Attempt::failed(describe(step), reason, false)
+                }
             }
         };
-        let retrying = outcome.status != StepStatus::Succeeded
-            && outcome.retryable
-            && attempt < max_attempts
-            && !shared.cancel.is_cancelled();
+        let failed = matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut);
+        let retry = failed && outcome.retryable && tries < max_attempts && !shared.cancel.is_cancelled();
+        let repair_next = failed && outcome.retryable && repairs_left && !shared.cancel.is_cancelled();
         shared.emit(Event::StepFinished {
             step: step.name.clone(),
             attempt,
@@ -84,26 +208,38 @@ pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
             checks: outcome.checks.clone(),
             tail: (outcome.status != StepStatus::Succeeded).then(|| outcome.tail.clone()).flatten(),
             usage: outcome.usage.clone(),
-            retrying,
+            retrying: retry || repair_next,
         });
-        if retrying {
-            attempt += 1;
-            continue;
+        if !retry {
+            let log = outcome.log_written.then_some(log);
+            return (outcome, log);
         }
-        let succeeded = outcome.status == StepStatus::Succeeded;
-        return StepEnd {
-            values: succeeded.then_some(StepValues { output: outcome.output, exit_code: outcome.exit_code }),
-            summary: StepSummary {
-                step: step.name.clone(),
-                status: outcome.status,
-                attempts: attempt,
-                duration_ms: started.elapsed().as_millis() as u64,
-                exit_code: outcome.exit_code,
-                reason: outcome.reason,
-                usage: outcome.usage,
-                log: outcome.log_written.then_some(log),
-            },
-        };
+    }
+}
+
+/// An agent step after a repair: its checks again, on the workspace as the repair left it.
+async fn recheck(shared: &Shared, step: &Step, values: &Values, original: &Original) -> Attempt {
+    let subject = Subject {
+        exit_code: original.exit_code,
+        output: &original.output,
+        output_truncated: false,
+        workspace: &shared.workspace,
+        values,
+    };
+    let checks = checks::run(&checks::of_step(step), &subject, &shared.gates).await;
+    let failed = checks.iter().find(|c| !c.passed);
+    Attempt {
+        status: if failed.is_none() { StepStatus::Succeeded } else { StepStatus::Failed },
+        exit_code: original.exit_code,
+        output: original.output.clone(),
+        reason: failed.map(|c| format!("{}: {}", c.check, c.detail)),
+        tail: failed.and_then(|c| c.evidence.clone()).map(|e| last_lines(&e)),
+        full_tail: failed.and_then(|c| c.evidence.clone()).unwrap_or_default(),
+        checks,
+        usage: None,
+        retryable: true,
+        log_written: false,
+        what: "recheck".to_string(),
     }
 }
 
@@ -114,6 +250,7 @@ pub fn referenced_steps(step: &Step) -> BTreeSet<String> {
         Action::Run { command } => texts.push(command),
         Action::Agent { task, .. } => texts.push(task),
         Action::Gate(gate) => collect_strings(gate, &mut texts),
+        Action::Commit(commit) => texts.push(&commit.message),
     }
     texts.extend(step.env.values().map(String::as_str));
     if let Some(cwd) = step.cwd.as_ref().and_then(|c| c.to_str()) {
@@ -152,6 +289,8 @@ fn collect_strings<'a>(gate: &'a GateRef, out: &mut Vec<&'a str>) {
 
 /// One attempt's result.
 struct Attempt {
+    /// What ran (the rendered command, the agent, the gate), for a repair agent's task.
+    what: String,
     status: StepStatus,
     exit_code: Option<i32>,
     /// What later steps see as `{{ steps.NAME.output }}`.
@@ -159,6 +298,8 @@ struct Attempt {
     reason: Option<String>,
     checks: Vec<CheckResult>,
     tail: Option<String>,
+    /// The end of the output kept for reports (more than `tail`), for a repair agent's task.
+    full_tail: String,
     usage: Option<Usage>,
     /// Whether another attempt could turn out differently (a template error would not).
     retryable: bool,
@@ -166,8 +307,10 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn failed(reason: String, retryable: bool) -> Attempt {
+    fn failed(what: String, reason: String, retryable: bool) -> Attempt {
         Attempt {
+            what,
+            full_tail: String::new(),
             status: StepStatus::Failed,
             exit_code: None,
             output: String::new(),
@@ -201,8 +344,63 @@ fn describe(step: &Step) -> String {
         Action::Run { command } => command.clone(),
         Action::Agent { agent, .. } => format!("agent {agent}"),
         Action::Gate(gate) => format!("gate {}", gate.gate),
+        Action::Commit(commit) => format!("commit {}", commit.paths.join(" ")),
     }
 }
+
+/// An agent's process for one task, ready to start.
+pub(super) struct AgentProcess {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub stdin: Option<Vec<u8>>,
+    /// The base set, the variables the agent lists, and what its kind needs for the task.
+    pub env: Env,
+    pub what: String,
+    pub format: agent::OutputFormat,
+}
+
+/// Write `task` to `task_file` (always, for the record) and build the process that gives it to
+/// agent `name` the way its kind takes tasks.
+pub(super) fn agent_process(
+    shared: &Shared,
+    name: &str,
+    task: &str,
+    task_file: &Path,
+) -> Result<AgentProcess, String> {
+    let agent = &shared.workflow.agents[name];
+    std::fs::write(task_file, task).map_err(|e| format!("cannot write {}: {e}", task_file.display()))?;
+    let launch = agent::launch(agent, task, task_file);
+    let mut env = Env::base(&shared.runner_env);
+    for variable in &agent.env {
+        // Checked before the run started; absent here only if the environment changed.
+        if let Some(value) = env::lookup(&shared.runner_env, variable) {
+            env.set(variable, value);
+        }
+    }
+    for (k, v) in &launch.env {
+        env.set(k, v);
+    }
+    let program = resolve_program(&launch.program, &shared.definition_dir, &shared.runner_env)
+        .map_err(|e| format!("agent `{name}`: {e}"))?;
+    Ok(AgentProcess {
+        what: format!("agent {name}: {}", program.display()),
+        program,
+        args: launch.args,
+        stdin: launch.stdin.map(String::into_bytes),
+        env,
+        format: launch.output,
+    })
+}
+
+/// The last non-empty line of an agent's output, when it is the needs-human marker: the reason.
+pub(super) fn needs_human(output: &str) -> Option<String> {
+    let last = output.lines().rev().find(|l| !l.trim().is_empty())?;
+    let reason = last.trim().strip_prefix(NEEDS_HUMAN_MARKER)?.trim();
+    Some(if reason.is_empty() { "the agent asked for a person".to_string() } else { reason.to_string() })
+}
+
+/// What an agent prints as the last line of its output to end its step as `needs_human`.
+pub const NEEDS_HUMAN_MARKER: &str = "GREENLIGHT_NEEDS_HUMAN:";
 
 /// Render templates and resolve programs. An error here fails the attempt before anything runs.
 fn prepare(
@@ -238,29 +436,16 @@ fn prepare(
                 (PathBuf::from("/bin/sh"), vec!["-c".to_string(), rendered.clone()], None, rendered, None);
         }
         Action::Agent { agent: name, task } => {
-            let agent = &shared.workflow.agents[name];
             let task = text("task", task)?;
             let task_file = dir.join(format!("attempt-{attempt}.task.md"));
-            std::fs::write(&task_file, &task)
-                .map_err(|e| format!("cannot write {}: {e}", task_file.display()))?;
-            let launch = agent::launch(agent, &task, &task_file);
-            for variable in &agent.env {
-                // Checked before the run started; absent here only if the environment changed.
-                if let Some(value) = env::lookup(&shared.runner_env, variable) {
-                    env.set(variable, value);
-                }
-            }
-            for (k, v) in &launch.env {
-                env.set(k, v);
-            }
-            timeout = step.timeout.or(agent.timeout);
-            let resolved = resolve_program(&launch.program, &shared.definition_dir, &shared.runner_env)
-                .map_err(|e| format!("agent `{name}`: {e}"))?;
-            what = format!("agent {name}: {}", resolved.display());
+            let launched = agent_process(shared, name, &task, &task_file)?;
+            env = launched.env;
+            timeout = step.timeout.or(shared.workflow.agents[name].timeout);
+            what = launched.what;
             (program, args, stdin, format) =
-                (resolved, launch.args, launch.stdin.map(String::into_bytes), Some(launch.output));
+                (launched.program, launched.args, launched.stdin, Some(launched.format));
         }
-        Action::Gate(_) => unreachable!("handled above"),
+        Action::Gate(_) | Action::Commit(_) => unreachable!("handled elsewhere"),
     }
     for (name, value) in &step.env {
         env.set(name, text(&format!("env.{name}"), value)?);
@@ -290,6 +475,7 @@ fn prepare(
 }
 
 async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Values, log: &Path) -> Attempt {
+    let what = prepared.what();
     match prepared {
         Prepared::Gate { gate, cwd } => {
             let report = shared.gates.verify(&gate, values, &cwd, None, step.timeout).await;
@@ -312,10 +498,12 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
             }
             let failed = checks.iter().find(|c| !c.passed);
             Attempt {
+                what,
                 status: if failed.is_none() { StepStatus::Succeeded } else { StepStatus::Failed },
                 exit_code: None,
                 reason: failed.map(|c| format!("{}: {}", c.check, c.detail)),
                 tail: failed.and_then(|c| c.evidence.clone()).map(|e| last_lines(&e)),
+                full_tail: failed.and_then(|c| c.evidence.clone()).unwrap_or_default(),
                 output,
                 checks,
                 usage: None,
@@ -324,11 +512,27 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
             }
         }
         Prepared::Native { spec, format, .. } => {
+            // An agent must leave the protected files as they are.
+            let guard = match format {
+                Some(_) => match guard::Guard::before(shared, step).await {
+                    Ok(guard) => guard,
+                    Err(reason) => return Attempt::failed(what, reason, false),
+                },
+                None => None,
+            };
             let ran = match logged::run_logged(&spec, &shared.cancel).await {
                 Ok(ran) => ran,
                 Err(e) => {
-                    return Attempt::failed(format!("could not start {}: {e}", spec.program.display()), true);
+                    return Attempt::failed(
+                        what,
+                        format!("could not start {}: {e}", spec.program.display()),
+                        true,
+                    );
                 }
+            };
+            let tampered = match guard {
+                Some(guard) => guard.after(shared, step, "step").await,
+                None => Ok(Vec::new()),
             };
             let stdout = String::from_utf8_lossy(&ran.stdout).into_owned();
             let (output, usage) = match format {
@@ -338,14 +542,17 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 }
                 None => (stdout, None),
             };
-            let tail = Some(last_lines(&String::from_utf8_lossy(&ran.tail))).filter(|t| !t.is_empty());
+            let full_tail = String::from_utf8_lossy(&ran.tail).into_owned();
+            let tail = Some(last_lines(&full_tail)).filter(|t| !t.is_empty());
             let base = Attempt {
+                what,
                 status: StepStatus::Failed,
                 exit_code: ran.exit_code,
                 output,
                 reason: None,
                 checks: Vec::new(),
                 tail,
+                full_tail,
                 usage,
                 retryable: true,
                 log_written: true,
@@ -354,6 +561,20 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 let reason = shared.stop_reason().unwrap_or_else(|| "the run stopped".to_string());
                 return Attempt {
                     status: StepStatus::Cancelled,
+                    reason: Some(reason),
+                    retryable: false,
+                    ..base
+                };
+            }
+            let tampered = match tampered {
+                Ok(files) => files,
+                Err(reason) => return Attempt { reason: Some(reason), retryable: false, ..base },
+            };
+            if format.is_some()
+                && let Some(reason) = needs_human(&base.output)
+            {
+                return Attempt {
+                    status: StepStatus::NeedsHuman,
                     reason: Some(reason),
                     retryable: false,
                     ..base
@@ -373,9 +594,11 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 workspace: &shared.workspace,
                 values,
             };
-            let checks = checks::run(&step.verify, &subject, &shared.gates).await;
+            let checks = checks::run(&checks::of_step(step), &subject, &shared.gates).await;
             let command_ok = ran.exit_code == Some(0) || step.allow_failure;
-            let reason = if !command_ok {
+            let reason = if !tampered.is_empty() {
+                Some(guard::tamper_reason(&tampered))
+            } else if !command_ok {
                 Some(match ran.exit_code {
                     Some(code) => format!("exited with code {code}"),
                     None => "was killed by a signal".to_string(),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::style::Paint;
+use super::summary::CommitNotes;
 use super::{count, duration, failure_details, lock, one_line, outcome, summary, text, usage_note, why};
 use crate::engine::event::{Event, Observer, StepStatus};
 
@@ -70,6 +71,7 @@ struct View {
     /// Each step's current log file, from its last `StepStarted`.
     logs: Vec<(String, PathBuf)>,
     tick: usize,
+    notes: CommitNotes,
 }
 
 struct Running {
@@ -209,6 +211,7 @@ impl View {
             running: Vec::new(),
             logs: Vec::new(),
             tick: 0,
+            notes: CommitNotes::default(),
         }
     }
 
@@ -258,7 +261,13 @@ impl View {
                 self.running.retain(|r| &r.step != step);
                 if !retrying {
                     self.done += 1;
-                    self.failed += usize::from(matches!(status, StepStatus::Failed | StepStatus::TimedOut));
+                    self.failed += usize::from(matches!(
+                        status,
+                        StepStatus::Failed
+                            | StepStatus::TimedOut
+                            | StepStatus::NeedsHuman
+                            | StepStatus::Blocked
+                    ));
                 }
                 let name = text::line(step);
                 let took = duration(*duration_ms);
@@ -294,8 +303,54 @@ impl View {
             }
             Event::RunFinished { status, duration_ms, summary: steps, .. } => {
                 self.running.clear();
-                let table = summary::render(steps, *status, *duration_ms, paint);
+                let table = summary::render(steps, *status, *duration_ms, &self.notes, paint);
                 std::iter::once(String::new()).chain(table.lines().map(str::to_string)).collect()
+            }
+            Event::RepairStarted { step, round, rounds, agent, .. } => {
+                self.running.push(Running {
+                    step: step.clone(),
+                    label: format!("{} (repair {round}/{rounds})", text::line(step)),
+                    what: format!("agent {}", text::line(agent)),
+                    since: Instant::now(),
+                });
+                Vec::new()
+            }
+            Event::RepairFinished { step, round, status, duration_ms, changed, reason, .. } => {
+                self.running.retain(|r| &r.step != step);
+                let mark =
+                    if *status == StepStatus::Succeeded { paint.yellow("⚒") } else { paint.red("⚒") };
+                let why = reason.as_deref().map(|r| format!(": {}", text::line(r))).unwrap_or_default();
+                vec![format!(
+                    "{mark} {}  {}  repair round {round} {}{why}; changed {}",
+                    text::line(step),
+                    duration(*duration_ms),
+                    status.as_str().replace('_', " "),
+                    count(changed.len(), "file")
+                )]
+            }
+            Event::ProtectedReverted { step, during, files, .. } => vec![paint.red(&format!(
+                "! {}  protected files changed during {during}, put back: {}",
+                text::line(step),
+                super::protected_list(files)
+            ))],
+            Event::Committed { step, commit, files, .. } => {
+                self.notes.observe(event);
+                vec![format!(
+                    "{} {}  committed {} ({})",
+                    paint.green("●"),
+                    text::line(step),
+                    &commit[..commit.len().min(12)],
+                    count(files.len(), "file")
+                )]
+            }
+            Event::Blocked { step, reason, artifact, .. } => {
+                self.notes.observe(event);
+                vec![paint.red(&format!(
+                    "■ {}  BLOCKED: {}; evidence in {}",
+                    text::line(step),
+                    text::line(reason),
+                    text::line(&artifact.display().to_string())
+                ))]
             }
         }
     }
@@ -485,6 +540,8 @@ mod tests {
             at: 5,
             duration_ms: 5,
             summary: vec![],
+            blocked_artifact: None,
+            commit: None,
         });
         live.event(&started("late", "ignored"));
         let out = String::from_utf8(lock(&capture.0).clone()).unwrap();

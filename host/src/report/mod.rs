@@ -163,6 +163,23 @@ fn quoted(untrusted: &str, max_lines: usize) -> Vec<String> {
     lines
 }
 
+/// `tests/a.js (modified), tests/b.js (added)`, escaped for a terminal.
+pub(crate) fn protected_list(files: &[crate::engine::event::ProtectedChange]) -> String {
+    use crate::workspace::protect::ChangeKind;
+    let words: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let change = match f.change {
+                ChangeKind::Modified => "modified",
+                ChangeKind::Deleted => "deleted",
+                ChangeKind::Added => "added",
+            };
+            format!("{} ({change})", text::line(&f.path))
+        })
+        .collect();
+    words.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

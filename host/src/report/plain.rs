@@ -16,6 +16,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use super::summary::CommitNotes;
 use super::{count, duration, failure_details, lock, one_line, outcome, summary, text, usage_note, why};
 use crate::engine::event::{Event, Millis, Observer, StepStatus};
 
@@ -30,6 +31,7 @@ struct State<W> {
     out: W,
     /// Each step's current log file, from its last `StepStarted`.
     logs: HashMap<String, PathBuf>,
+    notes: CommitNotes,
 }
 
 impl Plain {
@@ -40,7 +42,7 @@ impl Plain {
 
 impl<W: Write + Send> Plain<W> {
     pub fn new(out: W) -> Self {
-        Plain { state: Mutex::new(State { out, logs: HashMap::new() }) }
+        Plain { state: Mutex::new(State { out, logs: HashMap::new(), notes: CommitNotes::default() }) }
     }
 
     pub fn into_inner(self) -> W {
@@ -102,6 +104,8 @@ impl<W> State<W> {
                     StepStatus::TimedOut => "TIMEOUT",
                     StepStatus::Cancelled => "cancel",
                     StepStatus::Skipped => "skip",
+                    StepStatus::NeedsHuman => "HUMAN",
+                    StepStatus::Blocked => "BLOCKED",
                 };
                 let mut line =
                     format!("{} {word:<7} {}  {}", stamp(*at), text::line(step), duration(*duration_ms));
@@ -130,10 +134,63 @@ impl<W> State<W> {
                 vec![format!("{} skip    {}  {}", stamp(*at), text::line(step), text::line(reason))]
             }
             Event::RunFinished { status, duration_ms, summary: steps, .. } => {
-                vec![String::new(), summary(steps, *status, *duration_ms).trim_end().to_string()]
+                vec![String::new(), summary(steps, *status, *duration_ms, &self.notes).trim_end().to_string()]
+            }
+            Event::RepairStarted { step, round, rounds, agent, at, task, .. } => vec![format!(
+                "{} repair  {}  round {round} of {rounds} by agent {}, task in {}",
+                stamp(*at),
+                text::line(step),
+                text::line(agent),
+                text::line(&task.display().to_string())
+            )],
+            Event::RepairFinished { step, round, at, status, duration_ms, changed, reason, .. } => {
+                vec![format!(
+                    "{} {:<7} {}  {}  repair round {round}{}; changed {}",
+                    stamp(*at),
+                    if *status == StepStatus::Succeeded { "ok" } else { status.as_str() },
+                    text::line(step),
+                    duration(*duration_ms),
+                    reason.as_deref().map(|r| format!(": {}", text::line(r))).unwrap_or_default(),
+                    changed_files(changed)
+                )]
+            }
+            Event::ProtectedReverted { step, at, during, files } => vec![format!(
+                "{} REVERT  {}  protected files changed during {during}, put back: {}",
+                stamp(*at),
+                text::line(step),
+                super::protected_list(files)
+            )],
+            Event::Committed { step, at, commit, files, .. } => {
+                self.notes.observe(event);
+                vec![format!(
+                    "{} commit  {}  {} ({})",
+                    stamp(*at),
+                    text::line(step),
+                    &commit[..commit.len().min(12)],
+                    count(files.len(), "file")
+                )]
+            }
+            Event::Blocked { step, at, artifact, reason, .. } => {
+                self.notes.observe(event);
+                vec![format!(
+                    "{} BLOCKED {}  {}; evidence in {}",
+                    stamp(*at),
+                    text::line(step),
+                    text::line(reason),
+                    text::line(&artifact.display().to_string())
+                )]
             }
         }
     }
+}
+
+fn changed_files(files: &[String]) -> String {
+    if files.is_empty() {
+        return "nothing".to_string();
+    }
+    let shown: Vec<_> = files.iter().take(6).map(|f| text::line(f).into_owned()).collect();
+    let more = if files.len() > 6 { format!(" and {} more", files.len() - 6) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
 }
 
 /// `[  1.402s]`: the time since the run started.
@@ -267,6 +324,8 @@ mod tests {
                 usage: Some(usage),
                 log: None,
             }],
+            blocked_artifact: None,
+            commit: None,
         };
         let out = output(&[fix, run_finished]);
         assert!(out.starts_with("[  2.000s] ok      fix  1.39s  1.2k/340 tokens, $0.012\n\n"), "{out}");

@@ -18,15 +18,91 @@ use unicode_width::UnicodeWidthStr;
 
 use super::style::Paint;
 use super::{cost, duration, text, tokens};
-use crate::engine::event::{Millis, RunStatus, StepStatus, StepSummary, Usage};
+use std::path::PathBuf;
+
+use crate::engine::event::{Event, Millis, RunStatus, StepStatus, StepSummary, Usage};
+
+/// What the run's commit steps did, remembered from their events for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct CommitNotes {
+    committed: Vec<Committed>,
+    blocked: Vec<(String, PathBuf, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Committed {
+    step: String,
+    sha: String,
+    files: Vec<String>,
+    left_uncommitted: Vec<String>,
+}
+
+impl CommitNotes {
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Committed { step, commit, files, left_uncommitted, .. } => {
+                self.committed.push(Committed {
+                    step: step.clone(),
+                    sha: commit.clone(),
+                    files: files.clone(),
+                    left_uncommitted: left_uncommitted.clone(),
+                })
+            }
+            Event::Blocked { step, artifact, reason, .. } => {
+                self.blocked.push((step.clone(), artifact.clone(), reason.clone()))
+            }
+            _ => {}
+        }
+    }
+
+    fn lines(&self, paint: Paint) -> Vec<String> {
+        let mut lines = Vec::new();
+        let l = |t: &str| text::line(t).into_owned();
+        for c in &self.committed {
+            let short = &c.sha[..c.sha.len().min(12)];
+            lines.push(paint.green(&format!(
+                "{}: committed {short} ({} file{}): {}",
+                l(&c.step),
+                c.files.len(),
+                if c.files.len() == 1 { "" } else { "s" },
+                l(&shorten_list(&c.files, 8))
+            )));
+            if !c.left_uncommitted.is_empty() {
+                lines.push(format!(
+                    "  left uncommitted (not under the declared paths): {}",
+                    l(&shorten_list(&c.left_uncommitted, 12))
+                ));
+            }
+        }
+        for (step, artifact, reason) in &self.blocked {
+            lines.push(paint.red(&format!("{}: BLOCKED, nothing committed: {}", l(step), l(reason))));
+            lines.push(format!("  evidence: {}", l(&artifact.display().to_string())));
+        }
+        lines
+    }
+}
+
+fn shorten_list(items: &[String], max: usize) -> String {
+    let mut shown = items.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > max {
+        shown += &format!(" and {} more", items.len() - max);
+    }
+    shown
+}
 
 /// The end-of-run summary as plain text (no color), ending with a newline.
-pub fn summary(steps: &[StepSummary], status: RunStatus, duration_ms: Millis) -> String {
-    render(steps, status, duration_ms, Paint::NONE)
+pub fn summary(steps: &[StepSummary], status: RunStatus, duration_ms: Millis, notes: &CommitNotes) -> String {
+    render(steps, status, duration_ms, notes, Paint::NONE)
 }
 
 /// [`summary`], with the statuses and the verdict colored when `paint` says so.
-pub(crate) fn render(steps: &[StepSummary], status: RunStatus, duration_ms: Millis, paint: Paint) -> String {
+pub(crate) fn render(
+    steps: &[StepSummary],
+    status: RunStatus,
+    duration_ms: Millis,
+    notes: &CommitNotes,
+    paint: Paint,
+) -> String {
     let mut out = String::new();
     if !steps.is_empty() {
         for line in table(steps, paint) {
@@ -50,17 +126,25 @@ pub(crate) fn render(steps: &[StepSummary], status: RunStatus, duration_ms: Mill
     if details {
         out.push('\n');
     }
+    let notes = notes.lines(paint);
+    if !notes.is_empty() {
+        out += &notes.join("\n");
+        out += "\n\n";
+    }
     let verdict = verdict(steps, status, duration_ms);
     out += &match status {
         RunStatus::Succeeded => paint.green(&verdict),
-        RunStatus::Failed => paint.red(&verdict),
+        RunStatus::Failed | RunStatus::Blocked | RunStatus::NeedsHuman => paint.red(&verdict),
     };
     out.push('\n');
     out
 }
 
 fn is_failure(status: StepStatus) -> bool {
-    matches!(status, StepStatus::Failed | StepStatus::TimedOut | StepStatus::Cancelled)
+    matches!(
+        status,
+        StepStatus::Failed | StepStatus::TimedOut | StepStatus::Cancelled | StepStatus::NeedsHuman
+    )
 }
 
 /// `run failed in 45.1s: 2 succeeded, 1 failed, 1 skipped; 12.3k/2.1k tokens, $0.042`.
@@ -68,12 +152,16 @@ fn verdict(steps: &[StepSummary], status: RunStatus, duration_ms: Millis) -> Str
     let word = match status {
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
+        RunStatus::Blocked => "blocked (nothing committed)",
+        RunStatus::NeedsHuman => "needs a person",
     };
     let statuses = [
         StepStatus::Succeeded,
         StepStatus::Failed,
         StepStatus::TimedOut,
         StepStatus::Cancelled,
+        StepStatus::NeedsHuman,
+        StepStatus::Blocked,
         StepStatus::Skipped,
     ];
     let counts: Vec<String> = statuses
@@ -165,15 +253,14 @@ fn paint_status(paint: Paint, status: StepStatus, text: &str) -> String {
     match status {
         StepStatus::Succeeded => paint.green(text),
         StepStatus::Failed | StepStatus::TimedOut => paint.red(text),
-        StepStatus::Cancelled => paint.yellow(text),
+        StepStatus::Cancelled | StepStatus::NeedsHuman => paint.yellow(text),
+        StepStatus::Blocked => paint.red(text),
         StepStatus::Skipped => paint.dim(text),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn step(
@@ -210,7 +297,7 @@ mod tests {
             step("deploy", StepStatus::Skipped, 0, 0, None),
         ];
         assert_eq!(
-            summary(&steps, RunStatus::Failed, 45_100),
+            summary(&steps, RunStatus::Failed, 45_100, &CommitNotes::default()),
             "\
 step    status     attempts   time  exit      tokens    cost
 build   succeeded         1  0.52s     0
@@ -230,7 +317,7 @@ run failed in 45.1s: 2 succeeded, 1 failed, 1 skipped; 12.3k/2.1k tokens, $0.042
     fn untrusted_names_and_reasons_are_escaped() {
         let mut evil = step("evil\x1b[2J", StepStatus::TimedOut, 1, 30_000, None);
         evil.reason = Some("timed out\n[  0.001s] ok      evil".into());
-        let out = summary(&[evil], RunStatus::Failed, 30_000);
+        let out = summary(&[evil], RunStatus::Failed, 30_000, &CommitNotes::default());
         assert!(!out.contains('\x1b'), "{out:?}");
         assert!(out.contains("evil\\u{1b}[2J (timed_out): timed out\\n[  0.001s] ok      evil\n"), "{out}");
     }
@@ -238,13 +325,17 @@ run failed in 45.1s: 2 succeeded, 1 failed, 1 skipped; 12.3k/2.1k tokens, $0.042
     #[test]
     fn color_only_when_asked() {
         let steps = [step("build", StepStatus::Succeeded, 1, 520, Some(0))];
-        let colored = render(&steps, RunStatus::Succeeded, 600, Paint { enabled: true });
+        let colored =
+            render(&steps, RunStatus::Succeeded, 600, &CommitNotes::default(), Paint { enabled: true });
         assert!(colored.contains("\x1b[32msucceeded\x1b[0m"), "{colored:?}");
-        assert!(!summary(&steps, RunStatus::Succeeded, 600).contains('\x1b'));
+        assert!(!summary(&steps, RunStatus::Succeeded, 600, &CommitNotes::default()).contains('\x1b'));
     }
 
     #[test]
     fn an_empty_run_is_one_line() {
-        assert_eq!(summary(&[], RunStatus::Succeeded, 3), "run succeeded in 0.00s: no steps\n");
+        assert_eq!(
+            summary(&[], RunStatus::Succeeded, 3, &CommitNotes::default()),
+            "run succeeded in 0.00s: no steps\n"
+        );
     }
 }

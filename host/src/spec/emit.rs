@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::model::{Action, Agent, AgentKind, Check, GateRef, Step, Workflow};
+use super::model::{Action, Agent, AgentKind, Check, GateRef, Repair, RepairSetting, Step, Workflow};
 use super::parse::VERSION;
 
 /// The native YAML for `workflow`: every field of the model, in the order the format documents,
@@ -31,6 +31,12 @@ pub fn to_yaml(workflow: &Workflow) -> String {
         let _ = writeln!(out, "timeout: {}", duration(timeout));
     }
     let _ = writeln!(out, "on_failure: {}", workflow.on_failure.as_str());
+    if !workflow.protect.is_empty() {
+        let _ = writeln!(out, "protect: {}", flow_list(&workflow.protect));
+    }
+    if let Some(repair) = &workflow.repair {
+        let _ = writeln!(out, "repair: {}", repair_loop(repair));
+    }
     if !workflow.agents.is_empty() {
         out.push_str("agents:\n");
         for (name, agent) in &workflow.agents {
@@ -84,6 +90,15 @@ fn write_step(out: &mut String, step: &Step) {
             let _ = writeln!(out, "{pad}task: {}", value(task, INDENT));
         }
         Action::Gate(gate) => write_gate(out, gate, INDENT),
+        Action::Commit(commit) => {
+            let _ = writeln!(out, "{pad}commit:");
+            let _ = writeln!(out, "{pad}  message: {}", value(&commit.message, INDENT + 2));
+            let _ = writeln!(out, "{pad}  paths: {}", flow_list(&commit.paths));
+            let _ = writeln!(out, "{pad}  requires: {}", flow_list(&commit.requires));
+            if !commit.hooks {
+                let _ = writeln!(out, "{pad}  skip_hooks: true");
+            }
+        }
     }
     if let Some(timeout) = step.timeout {
         let _ = writeln!(out, "{pad}timeout: {}", duration(timeout));
@@ -131,6 +146,25 @@ fn write_step(out: &mut String, step: &Step) {
     if step.allow_failure {
         let _ = writeln!(out, "{pad}allow_failure: true");
     }
+    match &step.repair {
+        RepairSetting::Inherit => {}
+        RepairSetting::Off => {
+            let _ = writeln!(out, "{pad}repair: off");
+        }
+        RepairSetting::On(repair) => {
+            let _ = writeln!(out, "{pad}repair: {}", repair_loop(repair));
+        }
+    }
+    if !step.protect.is_empty() {
+        let _ = writeln!(out, "{pad}protect: {}", flow_list(&step.protect));
+    }
+    if !step.produces.is_empty() {
+        let _ = writeln!(out, "{pad}produces: {}", flow_list(&step.produces));
+    }
+}
+
+fn repair_loop(repair: &Repair) -> String {
+    format!("{{ agent: {}, attempts: {} }}", flow_text(&repair.agent), repair.attempts)
 }
 
 /// `gate:`, `with:`, `sha256:` and `grants:` as keys of a mapping indented by `indent`.
@@ -331,8 +365,14 @@ mod tests {
         for agent in w.agents.values_mut() {
             agent.location = NOWHERE;
         }
+        if let Some(repair) = &mut w.repair {
+            repair.location = NOWHERE;
+        }
         for step in &mut w.steps {
             step.location = NOWHERE;
+            if let RepairSetting::On(repair) = &mut step.repair {
+                repair.location = NOWHERE;
+            }
             if let Action::Gate(gate) = &mut step.action {
                 gate.location = NOWHERE;
             }
@@ -351,6 +391,30 @@ mod tests {
         let back = parse(&yaml, "emitted.yaml")
             .unwrap_or_else(|e| panic!("the emitted YAML does not parse:\n{e}\n---\n{yaml}"));
         assert_eq!(without_locations(back), without_locations(w.clone()), "\n---\n{yaml}");
+    }
+
+    #[test]
+    fn repair_protect_produces_and_commit_round_trip() {
+        let text = "version: 1
+protect: [\"tests/**\", \"gates/*.wasm\"]
+repair: { agent: fixer, attempts: 2 }
+agents:
+  fixer: { command: [./fix.sh] }
+steps:
+  - name: implement
+    agent: fixer
+    task: go
+    produces: [src/a.rs]
+    protect: [docs/]
+  - name: tests
+    needs: [implement]
+    run: cargo test
+    repair: off
+  - name: commit
+    needs: [tests]
+    commit: { message: \"feat: {{ steps.tests.output }}\", paths: [src/], requires: [tests], skip_hooks: true }
+";
+        round_trips(&parse(text, "w.yaml").unwrap());
     }
 
     #[test]
@@ -383,6 +447,9 @@ mod tests {
             cwd: None,
             verify: vec![],
             allow_failure: false,
+            repair: Default::default(),
+            protect: vec![],
+            produces: vec![],
             location: NOWHERE,
         }
     }
@@ -396,6 +463,8 @@ mod tests {
             timeout: None,
             on_failure: OnFailure::FailFast,
             agents: BTreeMap::new(),
+            protect: vec![],
+            repair: None,
             steps,
         }
     }

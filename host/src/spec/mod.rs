@@ -16,7 +16,12 @@
 //!   `agent: NAME` + `task: TEXT`, or `gate: builtin:NAME | PATH.wasm` (+ `with: {PARAM: VALUE}`,
 //!   `sha256: HEX`, `grants: {read: [PATH], write: [PATH], exec: [PATTERN]}` for a component
 //!   file); then `timeout`, `retries: N`, `env: {VAR: TEXT}`, `cwd: PATH` (inside the
-//!   workspace), `verify: [CHECK]`, `allow_failure: true | false`.
+//!   workspace), `verify: [CHECK]`, `allow_failure: true | false`, `repair: {agent: NAME,
+//!   attempts: N} | off`, `protect: [GLOB]`, and for an agent step `produces: [PATH]`.
+//! - A commit step: `commit: {message: TEXT, paths: [PATH], requires: [STEP], skip_hooks: BOOL}`
+//!   instead of an action; its `requires` also order it, like `needs`.
+//! - At the top level, `protect: [GLOB]` and `repair: {agent, attempts}` (the default for every
+//!   step that can be repaired; there is no repair unless one is declared).
 //! - A check (one key each): `exit_code: N`, `output_contains: TEXT`, `output_matches: REGEX`,
 //!   `file_exists: PATH`, or `gate: REF` with the same `with`, `sha256` and `grants` as a step.
 //! - Durations are humantime's: `500ms`, `10s`, `20m`, `1h`. Names (steps, agents, vars) are
@@ -37,7 +42,8 @@ mod validate;
 
 pub use error::{SpecError, SpecErrors};
 pub use model::{
-    Action, Agent, AgentCli, AgentKind, Check, GateGrants, GateRef, Location, OnFailure, Step, Workflow,
+    Action, Agent, AgentCli, AgentKind, Check, Commit, GateGrants, GateRef, Location, OnFailure, Repair,
+    RepairSetting, Step, Workflow,
 };
 pub use parse::{load, load_selected, parse};
 pub use validate::check_builtin_gates;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// A position in the workflow file: 1-based line and column (columns count characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Location {
     pub line: usize,
     pub column: usize,
@@ -39,6 +39,12 @@ pub struct Workflow {
     pub timeout: Option<Duration>,
     pub on_failure: OnFailure,
     pub agents: BTreeMap<String, Agent>,
+    /// Globs of files no agent may change (relative to the workspace, `/`-separated); every step
+    /// adds its own [`Step::protect`].
+    pub protect: Vec<String>,
+    /// The repair loop of every step that can be repaired and does not say otherwise; `None`
+    /// (the default) means no repair anywhere unless a step declares it.
+    pub repair: Option<Repair>,
     /// In file order.
     pub steps: Vec<Step>,
 }
@@ -46,6 +52,25 @@ pub struct Workflow {
 impl Workflow {
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The repair loop `step` runs when it fails, if any: its own `repair:`, else the
+    /// workflow's default for a step that can be repaired (not a commit, not an agent step
+    /// without checks).
+    pub fn repair_of<'a>(&'a self, step: &'a Step) -> Option<&'a Repair> {
+        match &step.repair {
+            RepairSetting::Off => None,
+            RepairSetting::On(repair) => Some(repair),
+            RepairSetting::Inherit if step.can_be_repaired() => self.repair.as_ref(),
+            RepairSetting::Inherit => None,
+        }
+    }
+
+    /// The protect globs in force while `step` runs: the workflow's, then the step's own.
+    pub fn protect_globs(&self, step: &Step) -> Vec<String> {
+        let mut globs = self.protect.clone();
+        globs.extend(step.protect.iter().filter(|g| !self.protect.contains(g)).cloned());
+        globs
     }
 
     /// Step indices in an order where every step comes after the steps it needs (file order
@@ -198,7 +223,48 @@ pub struct Step {
     pub verify: Vec<Check>,
     /// A failure of the step's own command does not fail the run (its `verify` checks still do).
     pub allow_failure: bool,
+    /// What happens when the step fails (see [`Workflow::repair_of`]).
+    pub repair: RepairSetting,
+    /// Globs protected while this step runs, besides the workflow's.
+    pub protect: Vec<String>,
+    /// Paths (relative to the workspace, not climbing out) an agent step must leave created or
+    /// changed; empty for other steps.
+    pub produces: Vec<String>,
     /// Where the step starts in the file.
+    pub location: Location,
+}
+
+impl Step {
+    /// Whether a repair loop makes sense for the step: something deterministic judges it again
+    /// after a repair (its command, its gate, or an agent step's checks).
+    pub fn can_be_repaired(&self) -> bool {
+        match &self.action {
+            Action::Run { .. } | Action::Gate(_) => true,
+            Action::Agent { .. } => !self.verify.is_empty() || !self.produces.is_empty(),
+            Action::Commit(_) => false,
+        }
+    }
+}
+
+/// A step's `repair:`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum RepairSetting {
+    /// Not given: the workflow's default applies.
+    #[default]
+    Inherit,
+    /// `repair: off`.
+    Off,
+    On(Repair),
+}
+
+/// A repair loop: when the step fails, `agent` gets the failure as a task, then the step runs
+/// again; after `attempts` rounds the last rerun decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repair {
+    /// A defined agent.
+    pub agent: String,
+    /// At least 1.
+    pub attempts: u32,
     pub location: Location,
 }
 
@@ -211,6 +277,21 @@ pub enum Action {
     Agent { agent: String, task: String },
     /// A gate that verifies the workspace.
     Gate(GateRef),
+    /// Commit the declared paths if every required step is green in this run.
+    Commit(Commit),
+}
+
+/// A `commit:` step. The step's `needs` include every required step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// The commit message (may hold templates); not empty.
+    pub message: String,
+    /// Files or directories relative to the workspace (not climbing out of it); not empty.
+    pub paths: Vec<String>,
+    /// Steps that must all have succeeded in this run; not empty, each another step.
+    pub requires: Vec<String>,
+    /// Whether the repository's hooks run (`skip_hooks: true` turns them off).
+    pub hooks: bool,
 }
 
 /// A gate and how to call it.

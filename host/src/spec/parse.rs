@@ -10,10 +10,10 @@ use serde_saphyr::Spanned;
 
 use super::error::{Collector, SpecError, SpecErrors, did_you_mean};
 use super::model::{
-    Action, Agent, AgentCli, AgentKind, BUILTIN_PREFIX, Check, GateGrants, GateRef, Location, OnFailure,
-    Step, Workflow,
+    Action, Agent, AgentCli, AgentKind, BUILTIN_PREFIX, Check, Commit, GateGrants, GateRef, Location,
+    OnFailure, Repair, RepairSetting, Step, Workflow,
 };
-use super::raw::{self, Node, RawAgent, RawCheck, RawGrants, RawStep, RawWorkflow, Text};
+use super::raw::{self, Node, RawAgent, RawCheck, RawCommit, RawGrants, RawStep, RawWorkflow, Text};
 use super::relay;
 use super::validate::{self, Outline, StepOutline, TemplateSite};
 
@@ -62,6 +62,7 @@ pub fn parse(text: &str, file: &str) -> Result<Workflow, SpecErrors> {
     let workflow = converter.workflow(raw, file);
     let Converter { mut errors, outline, .. } = converter;
     validate::check(&outline, text, &mut errors);
+    validate::check_commit_requirements(&workflow, &mut errors);
     errors.finish(workflow)
 }
 
@@ -75,6 +76,8 @@ fn placeholder() -> Workflow {
         timeout: None,
         on_failure: OnFailure::FailFast,
         agents: BTreeMap::new(),
+        protect: Vec::new(),
+        repair: None,
         steps: Vec::new(),
     }
 }
@@ -175,6 +178,11 @@ impl Converter<'_> {
                 agents.insert(key.value, agent);
             }
         }
+        let protect = self.globs("the workflow", raw.protect);
+        let repair = raw.repair.and_then(|r| match self.repair("the workflow", r) {
+            Some(RepairSetting::On(repair)) => Some(repair),
+            _ => None,
+        });
 
         let mut steps = Vec::new();
         match raw.steps {
@@ -191,7 +199,18 @@ impl Converter<'_> {
             }
         }
 
-        Workflow { version: VERSION, name, vars, max_concurrency, timeout, on_failure, agents, steps }
+        Workflow {
+            version: VERSION,
+            name,
+            vars,
+            max_concurrency,
+            timeout,
+            on_failure,
+            agents,
+            protect,
+            repair,
+            steps,
+        }
     }
 
     fn agent(&mut self, name: &str, raw: Spanned<RawAgent>) -> Option<Agent> {
@@ -300,10 +319,13 @@ impl Converter<'_> {
             cwd,
             verify,
             allow_failure,
+            repair,
+            protect,
+            produces,
+            commit,
         } = raw.value;
 
-        let mut outline =
-            StepOutline { name: None, location, needs: Vec::new(), agent: None, templates: Vec::new() };
+        let mut outline = StepOutline { location, ..StepOutline::default() };
         let owner = match &name {
             Some(name) => format!("step `{}`", name.value),
             None => "this step".to_owned(),
@@ -325,11 +347,17 @@ impl Converter<'_> {
             }
         }
 
+        let is_agent_step = agent.is_some();
         // Exactly one action.
-        let given: Vec<(&str, Location)> = [("run", &run), ("agent", &agent), ("gate", &gate)]
-            .into_iter()
-            .filter_map(|(key, value)| value.as_ref().map(|v| (key, at(v))))
-            .collect();
+        let given: Vec<(&str, Location)> = [
+            ("run", run.as_ref().map(at)),
+            ("agent", agent.as_ref().map(at)),
+            ("gate", gate.as_ref().map(at)),
+            ("commit", commit.as_ref().map(at)),
+        ]
+        .into_iter()
+        .filter_map(|(key, location)| location.map(|l| (key, l)))
+        .collect();
         if given.len() > 1 {
             let keys: Vec<String> = given.iter().map(|(k, _)| format!("`{k}:`")).collect();
             self.errors.at(
@@ -343,7 +371,8 @@ impl Converter<'_> {
             self.errors.at(
                 location,
                 format!(
-                    "{owner} does nothing: give it one of `run:` (a shell command), `agent:` with `task:`, or `gate:`"
+                    "{owner} does nothing: give it one of `run:` (a shell command), `agent:` with `task:`, `gate:`, \
+                     or `commit:`"
                 ),
             );
         }
@@ -376,6 +405,8 @@ impl Converter<'_> {
             }
         } else if let Some(gate) = gate {
             self.gate(&mut outline, &owner, gate, with, sha256, grants).map(Action::Gate)
+        } else if let Some(commit) = commit {
+            self.commit(&mut outline, &owner, commit).map(Action::Commit)
         } else {
             None
         };
@@ -432,19 +463,257 @@ impl Converter<'_> {
             }
         });
 
+        let repair = repair.and_then(|r| self.repair(&owner, r)).unwrap_or_default();
+        let protect = self.globs(&owner, protect);
+        let mut produced = Vec::new();
+        for path in produces.unwrap_or_default() {
+            if !is_agent_step {
+                self.errors.at(
+                    at(&path),
+                    format!(
+                        "{owner}: `produces` is for agent steps (what the agent must leave behind); check \
+                         other steps' results with `verify`"
+                    ),
+                );
+                break;
+            }
+            match workspace_path_problem(&path.value) {
+                Some(problem) => self.errors.at(at(&path), format!("{owner}: `produces` {problem}")),
+                None => produced.push(path.value),
+            }
+        }
         self.outline.steps.push(outline);
-        Some(Step {
+        let action = action?;
+        let mut needs = need_names;
+        if let Action::Commit(commit) = &action {
+            for required in &commit.requires {
+                if !needs.contains(required) {
+                    needs.push(required.clone());
+                }
+            }
+        }
+        let step = Step {
             name: name?.value,
-            needs: need_names,
-            action: action?,
+            needs,
+            action,
             timeout,
             retries,
             env: env_vars,
             cwd,
             verify: checks,
             allow_failure,
+            repair,
+            protect,
+            produces: produced,
             location,
-        })
+        };
+        self.repair_makes_sense(&step);
+        Some(step)
+    }
+
+    /// A repair loop needs something deterministic to judge the step again.
+    fn repair_makes_sense(&mut self, step: &Step) {
+        let RepairSetting::On(repair) = &step.repair else { return };
+        let owner = format!("step `{}`", step.name);
+        match &step.action {
+            Action::Commit(_) => self.errors.at(
+                repair.location,
+                format!(
+                    "{owner}: a commit step cannot be repaired: repair the steps it requires, which it \
+                     then finds green"
+                ),
+            ),
+            Action::Agent { .. } if !step.can_be_repaired() => self.errors.at(
+                repair.location,
+                format!(
+                    "{owner}: an agent step is repaired against its checks, and it has none: add `verify:` \
+                     or `produces:` so something decides whether the repair worked"
+                ),
+            ),
+            _ => {}
+        }
+    }
+
+    /// `repair: { agent: NAME, attempts: N }` or `repair: off`.
+    fn repair(&mut self, owner: &str, raw: Spanned<Node>) -> Option<RepairSetting> {
+        let location = at(&raw);
+        let shape = format!(
+            "{owner}: `repair` must be `{{ agent: NAME, attempts: N }}` (the agent that fixes a failure and \
+             how many rounds it gets){}",
+            if owner == "the workflow" { "" } else { ", or `off`" }
+        );
+        let entries = match raw.value {
+            Node::Str(word) if word.trim() == "off" && owner != "the workflow" => {
+                return Some(RepairSetting::Off);
+            }
+            Node::Bool(false) if owner != "the workflow" => return Some(RepairSetting::Off),
+            Node::Map(entries) => entries,
+            _ => {
+                self.errors.at(location, shape);
+                return None;
+            }
+        };
+        let (mut agent, mut attempts) = (None, None);
+        for (key, value) in entries {
+            let value_at = at(&value);
+            let text = match value.value {
+                Node::Str(s) => s,
+                Node::Int(i) => i.to_string(),
+                Node::UInt(u) => u.to_string(),
+                _ => {
+                    self.errors
+                        .at(value_at, format!("{owner}: `repair.{}` must be a single value", key.value));
+                    continue;
+                }
+            };
+            match key.value.as_str() {
+                "agent" => agent = Some((text, value_at)),
+                "attempts" => attempts = Some((text, value_at)),
+                other => self.errors.at(
+                    at(&key),
+                    format!(
+                        "unknown key `{other}` in `repair`{}; the keys allowed in `repair` are: {}",
+                        did_you_mean(other, raw::REPAIR_KEYS.iter().copied()),
+                        raw::REPAIR_KEYS.join(", ")
+                    ),
+                ),
+            }
+        }
+        let Some((agent, agent_at)) = agent else {
+            self.errors
+                .at(location, format!("{owner}: `repair` needs an `agent:` (the one that fixes failures)"));
+            return None;
+        };
+        if !self.outline.agents.contains(&agent) {
+            self.errors.at(
+                agent_at,
+                format!(
+                    "{owner}: the repair agent `{agent}` is not defined under `agents:`{}",
+                    did_you_mean(&agent, self.outline.agents.iter().map(String::as_str))
+                ),
+            );
+        }
+        let attempts = match attempts {
+            None => {
+                self.errors.at(
+                    location,
+                    format!(
+                        "{owner}: `repair` needs `attempts: N` (how many repair rounds before giving up)"
+                    ),
+                );
+                return None;
+            }
+            Some((text, text_at)) => match text.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    let hint = if owner == "the workflow" { "" } else { " (write `repair: off` for none)" };
+                    self.errors.at(
+                        text_at,
+                        format!(
+                            "{owner}: `repair.attempts` must be a whole number of at least 1{hint}, not `{text}`"
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(RepairSetting::On(Repair { agent, attempts, location }))
+    }
+
+    /// `protect:` globs: relative to the workspace.
+    fn globs(&mut self, owner: &str, list: Option<Vec<Text>>) -> Vec<String> {
+        let mut globs: Vec<String> = Vec::new();
+        for glob in list.unwrap_or_default() {
+            let pattern = glob.value.trim();
+            if pattern.is_empty() || pattern.starts_with('/') || pattern.split('/').any(|c| c == "..") {
+                self.errors.at(
+                    at(&glob),
+                    format!(
+                        "{owner}: `protect` entry `{}` must be a glob relative to the workspace, like \
+                         `tests/**` or `src/*.rs` (no leading `/`, no `..`)",
+                        glob.value
+                    ),
+                );
+            } else if !globs.iter().any(|g| g == pattern) {
+                globs.push(pattern.to_owned());
+            }
+        }
+        globs
+    }
+
+    /// `commit: { message, paths, requires, skip_hooks }`.
+    fn commit(&mut self, outline: &mut StepOutline, owner: &str, raw: Spanned<RawCommit>) -> Option<Commit> {
+        let location = at(&raw);
+        let RawCommit { message, paths, requires, skip_hooks } = raw.value;
+        let mut ok = true;
+        let message = match message {
+            Some(m) if !m.value.trim().is_empty() => {
+                self.template(outline, "commit.message", &m);
+                m.value
+            }
+            Some(m) => {
+                self.errors.at(at(&m), format!("{owner}: the commit `message` is empty"));
+                return None;
+            }
+            None => {
+                self.errors.at(location, format!("{owner}: `commit` needs a `message:`"));
+                ok = false;
+                String::new()
+            }
+        };
+        let mut path_list = Vec::new();
+        for path in paths.unwrap_or_default() {
+            match workspace_path_problem(&path.value) {
+                Some(problem) => {
+                    self.errors.at(at(&path), format!("{owner}: commit path {problem}"));
+                    ok = false;
+                }
+                None if path_list.contains(&path.value) => {}
+                None => path_list.push(path.value),
+            }
+        }
+        if path_list.is_empty() && ok {
+            self.errors.at(
+                location,
+                format!(
+                    "{owner}: `commit` needs `paths: [PATH...]`: the files or directories it may commit \
+                     (nothing else is committed)"
+                ),
+            );
+            ok = false;
+        }
+        let mut required = Vec::new();
+        for step in requires.unwrap_or_default() {
+            if !required.contains(&step.value) {
+                outline.requires.push((step.value.clone(), at(&step)));
+                required.push(step.value);
+            }
+        }
+        if required.is_empty() {
+            self.errors.at(
+                location,
+                format!(
+                    "{owner}: `commit` needs `requires: [STEP...]`: the gates that must all be green in \
+                     this run before anything is committed"
+                ),
+            );
+            ok = false;
+        }
+        let hooks = match skip_hooks {
+            None => true,
+            Some(s) => match s.value.trim() {
+                "true" => false,
+                "false" => true,
+                other => {
+                    self.errors.at(
+                        at(&s),
+                        format!("{owner}: `skip_hooks` must be `true` or `false`, not `{other}`"),
+                    );
+                    true
+                }
+            },
+        };
+        ok.then_some(Commit { message, paths: path_list, requires: required, hooks })
     }
 
     fn check(&mut self, outline: &mut StepOutline, owner: &str, raw: Spanned<RawCheck>) -> Option<Check> {
@@ -860,6 +1129,8 @@ fn unknown_key(key: &str, expected: &[&str]) -> String {
         "in a `verify` check"
     } else if expected == raw::GRANT_KEYS {
         "in `grants`"
+    } else if expected == raw::COMMIT_KEYS {
+        "in `commit`"
     } else {
         "here"
     };

@@ -13,8 +13,18 @@ pub type Text = Spanned<String>;
 
 /// The keys each mapping accepts, for messages (serde reports them too; these are checked
 /// against the structs by a test).
-pub const WORKFLOW_KEYS: &[&str] =
-    &["version", "name", "vars", "max_concurrency", "timeout", "on_failure", "agents", "steps"];
+pub const WORKFLOW_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "vars",
+    "max_concurrency",
+    "timeout",
+    "on_failure",
+    "protect",
+    "repair",
+    "agents",
+    "steps",
+];
 pub const AGENT_KEYS: &[&str] = &["cli", "model", "command", "timeout", "env"];
 pub const STEP_KEYS: &[&str] = &[
     "name",
@@ -32,10 +42,16 @@ pub const STEP_KEYS: &[&str] = &[
     "cwd",
     "verify",
     "allow_failure",
+    "repair",
+    "protect",
+    "produces",
+    "commit",
 ];
 pub const CHECK_KEYS: &[&str] =
     &["exit_code", "output_contains", "output_matches", "file_exists", "gate", "with", "sha256", "grants"];
 pub const GRANT_KEYS: &[&str] = &["read", "write", "exec"];
+pub const REPAIR_KEYS: &[&str] = &["agent", "attempts"];
+pub const COMMIT_KEYS: &[&str] = &["message", "paths", "requires", "skip_hooks"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +62,8 @@ pub struct RawWorkflow {
     pub max_concurrency: Option<Text>,
     pub timeout: Option<Text>,
     pub on_failure: Option<Text>,
+    pub protect: Option<Vec<Text>>,
+    pub repair: Option<Spanned<Node>>,
     pub agents: Option<Entries<Spanned<RawAgent>>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
@@ -78,6 +96,19 @@ pub struct RawStep {
     pub cwd: Option<Text>,
     pub verify: Option<Vec<Spanned<RawCheck>>>,
     pub allow_failure: Option<Text>,
+    pub repair: Option<Spanned<Node>>,
+    pub protect: Option<Vec<Text>>,
+    pub produces: Option<Vec<Text>>,
+    pub commit: Option<Spanned<RawCommit>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommit {
+    pub message: Option<Text>,
+    pub paths: Option<Vec<Text>>,
+    pub requires: Option<Vec<Text>>,
+    pub skip_hooks: Option<Text>,
 }
 
 #[derive(Deserialize)]

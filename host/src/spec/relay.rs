@@ -585,6 +585,8 @@ impl Converter<'_> {
             timeout: None,
             on_failure,
             agents,
+            protect: Vec::new(),
+            repair: None,
             steps: converted,
         };
         Some((workflow, outline))
@@ -977,8 +979,7 @@ impl Converter<'_> {
             wait_for,
             ..
         } = raw.value;
-        let mut outline =
-            StepOutline { name: None, location, needs: Vec::new(), agent: None, templates: Vec::new() };
+        let mut outline = StepOutline { location, ..StepOutline::default() };
         let owner = match &name {
             Some(name) => format!("step `{}`", name.value),
             None => "this step".to_owned(),
@@ -1250,6 +1251,9 @@ impl Converter<'_> {
                 cwd: cwd.map(Into::into),
                 verify,
                 allow_failure,
+                repair: Default::default(),
+                protect: Vec::new(),
+                produces: Vec::new(),
                 location,
             }),
             _ => None,

@@ -187,7 +187,7 @@ fn unknown_keys_are_named_with_the_allowed_ones() {
     one_error(
         "version: 1\nstep: []\n",
         "w.yaml:2:1: unknown key `step` at the top level (did you mean `steps`?)",
-        &["version, name, vars, max_concurrency, timeout, on_failure, agents, steps"],
+        &["version, name, vars, max_concurrency, timeout, on_failure, protect, repair, agents, steps"],
     );
     one_error(
         "version: 1\nagents:\n  a: { cli: claude, modle: x }\nsteps: []\n",
@@ -259,7 +259,7 @@ fn an_empty_file_says_what_is_missing() {
 fn a_step_does_exactly_one_thing() {
     one_error(
         "version: 1\nsteps:\n  - name: idle\n    timeout: 1m\n",
-        "w.yaml:3:5: step `idle` does nothing: give it one of `run:` (a shell command), `agent:` with `task:`, or `gate:`",
+        "w.yaml:3:5: step `idle` does nothing: give it one of `run:` (a shell command), `agent:` with `task:`, `gate:`, or `commit:`",
         &[],
     );
     one_error(
@@ -748,4 +748,98 @@ steps:
          the built-ins are changed-files, file-exists (see `greenlight gate list`)"
     );
     assert!(check_builtin_gates(&ok(QUICKSTART), "w.yaml", &["changed-files", "test-summary"]).is_ok());
+}
+
+const REPAIRABLE: &str = "version: 1
+protect: [tests/**]
+repair: { agent: fixer, attempts: 2 }
+agents:
+  fixer: { command: [./fix.sh] }
+  impl: { command: [./impl.sh] }
+steps:
+  - name: implement
+    agent: impl
+    task: go
+    produces: [src/a.rs]
+  - name: tests
+    needs: [implement]
+    run: cargo test
+  - name: lint
+    run: cargo clippy
+    repair: off
+  - name: chat
+    agent: impl
+    task: just talk
+  - name: commit
+    needs: [lint]
+    commit: { message: \"feat: a\", paths: [src/], requires: [tests, implement] }
+";
+
+#[test]
+fn repair_is_where_declared_and_the_workflow_default_reaches_only_repairable_steps() {
+    let w = parse(REPAIRABLE, "w.yaml").unwrap();
+    let repair = |name: &str| w.repair_of(w.step(name).unwrap()).map(|r| (r.agent.as_str(), r.attempts));
+    assert_eq!(repair("tests"), Some(("fixer", 2)));
+    assert_eq!(repair("implement"), Some(("fixer", 2)), "an agent step with produces can be rechecked");
+    assert_eq!(repair("lint"), None, "`repair: off` opts out");
+    assert_eq!(repair("chat"), None, "an agent step with no checks has nothing to recheck");
+    assert_eq!(repair("commit"), None);
+    assert_eq!(w.protect, ["tests/**"]);
+}
+
+#[test]
+fn a_commit_step_is_ordered_after_what_it_requires() {
+    let w = parse(REPAIRABLE, "w.yaml").unwrap();
+    let commit = w.step("commit").unwrap();
+    assert_eq!(commit.needs, ["lint", "tests", "implement"]);
+    let Action::Commit(c) = &commit.action else { panic!("a commit step") };
+    assert_eq!(
+        (c.message.as_str(), c.paths.as_slice(), c.hooks),
+        ("feat: a", &["src/".to_string()][..], true)
+    );
+    assert_eq!(c.requires, ["tests", "implement"]);
+}
+
+#[test]
+fn commit_and_repair_mistakes_are_located_and_explained() {
+    one_error(
+        "version: 1\nsteps:\n  - name: a\n    run: x\n  - name: c\n    commit: { message: m, paths: [src/], requires: [b] }\n",
+        "w.yaml:6:53: step `c` requires `b`, which is not a step",
+        &[],
+    );
+    one_error(
+        "version: 1\nsteps:\n  - name: c\n    commit: { message: m, paths: [src/] }\n",
+        "w.yaml:4:13: step `c`: `commit` needs `requires: [STEP...]`",
+        &[],
+    );
+    one_error(
+        "version: 1\nsteps:\n  - name: a\n    run: x\n    allow_failure: true\n  - name: c\n    commit: { message: m, paths: [src/], requires: [a] }\n",
+        "w.yaml:3:5: step `a` has `allow_failure: true` and no `verify:` checks",
+        &["commit step `c` requires it"],
+    );
+    one_error(
+        "version: 1\nsteps:\n  - name: a\n    run: x\n    repair: { agent: fixer, attempts: 1 }\n",
+        "w.yaml:5:22: step `a`: the repair agent `fixer` is not defined under `agents:`",
+        &[],
+    );
+    one_error(
+        "version: 1\nagents: { f: { command: [x] } }\nsteps:\n  - name: a\n    run: x\n    repair: { agent: f, attempts: 0 }\n",
+        "w.yaml:6:35: step `a`: `repair.attempts` must be a whole number of at least 1",
+        &["repair: off"],
+    );
+    one_error(
+        "version: 1\nagents: { f: { command: [x] } }\nsteps:\n  - name: a\n    agent: f\n    task: t\n    repair: { agent: f, attempts: 1 }\n",
+        "w.yaml:7:13: step `a`: an agent step is repaired against its checks, and it has none",
+        &[],
+    );
+    one_error(
+        "version: 1\nsteps:\n  - name: a\n    run: x\n    produces: [out.txt]\n",
+        "w.yaml:5:16: step `a`: `produces` is for agent steps",
+        &[],
+    );
+    one_error(
+        "version: 1\nprotect: [/etc/passwd]\nsteps:\n  - name: a\n    run: x\n",
+        "w.yaml:2:11: the workflow: `protect` entry `/etc/passwd` must be a glob relative to the workspace",
+        &[],
+    );
 }

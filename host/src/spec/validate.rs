@@ -20,11 +20,14 @@ pub(super) struct Outline {
     pub steps: Vec<StepOutline>,
 }
 
+#[derive(Default)]
 pub(super) struct StepOutline {
     pub name: Option<(String, Location)>,
     pub location: Location,
     /// Without repeats.
     pub needs: Vec<(String, Location)>,
+    /// A commit step's `requires` (which order it like `needs`), without repeats.
+    pub requires: Vec<(String, Location)>,
     pub agent: Option<(String, Location)>,
     /// Values that may hold `{{ ... }}` expressions.
     pub templates: Vec<TemplateSite>,
@@ -85,6 +88,7 @@ fn graph<'a>(outline: &'a Outline, errors: &mut Collector) -> Graph<'a> {
         .map(|(i, step)| {
             step.needs
                 .iter()
+                .chain(&step.requires)
                 .filter_map(|(need, at)| index.get(need.as_str()).map(|&j| (j, *at)))
                 .filter(|&(j, _)| j != i)
                 .collect()
@@ -103,6 +107,23 @@ fn step_label(step: &StepOutline) -> String {
 fn check_needs(outline: &Outline, index: &BTreeMap<&str, usize>, errors: &mut Collector) {
     for step in &outline.steps {
         let own = step.name.as_ref().map(|n| n.0.as_str());
+        for (required, at) in &step.requires {
+            if Some(required.as_str()) == own {
+                errors.at(
+                    *at,
+                    format!("{} requires itself: list the gates it commits after", step_label(step)),
+                );
+            } else if !index.contains_key(required.as_str()) {
+                errors.at(
+                    *at,
+                    format!(
+                        "{} requires `{required}`, which is not a step{}",
+                        step_label(step),
+                        did_you_mean(required, index.keys().copied().filter(|n| Some(*n) != own))
+                    ),
+                );
+            }
+        }
         for (need, at) in &step.needs {
             if Some(need.as_str()) == own {
                 errors
@@ -339,6 +360,36 @@ fn position(source: &str, byte: usize) -> Location {
     let before = &source[..byte];
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     Location { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 }
+}
+
+/// A step a commit requires must be judged by something: `allow_failure` without `verify`
+/// checks would count any result as green.
+pub(super) fn check_commit_requirements(workflow: &Workflow, errors: &mut Collector) {
+    for step in &workflow.steps {
+        let Action::Commit(commit) = &step.action else { continue };
+        for required in &commit.requires {
+            let Some(target) = workflow.step(required) else { continue };
+            if target.allow_failure && target.verify.is_empty() {
+                errors.at(
+                    target.location,
+                    format!(
+                        "step `{required}` has `allow_failure: true` and no `verify:` checks, so any result \
+                         counts as a success, yet commit step `{}` requires it to be green: add checks \
+                         (`exit_code: 0`, a gate) or drop `allow_failure`",
+                        step.name
+                    ),
+                );
+            } else if matches!(target.action, Action::Commit(_)) {
+                errors.at(
+                    step.location,
+                    format!(
+                        "step `{}` requires commit step `{required}`: require the gates instead",
+                        step.name
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Checks that every `builtin:NAME` gate (steps and `verify` checks) is one of `known`. The spec
