@@ -673,6 +673,10 @@ fn step_text(out: &mut String, plan: &Plan, sp: &StepPlan) {
             row(out, "", value);
         }
     }
+    if matches!(step.action, Action::Commit(_)) {
+        // A commit runs git in the workspace, with nothing else to configure.
+        return;
+    }
     let timeout = match sp.timeout {
         Some((t, "agent")) => format!("{} (the agent's)", duration(t)),
         Some((t, "default")) => format!("{} (the default)", duration(t)),
