@@ -13,13 +13,14 @@ task=$(cat)
 echo "repairing \`$GREENLIGHT_STEP\`, round $GREENLIGHT_REPAIR_ROUND; the task starts with:"
 printf '%s\n' "$task" | head -n 3 | sed 's/^/  | /'
 
-# The failing node tests, by name, from the JSON context (node is the one tool this repo has).
+# What failed, from the JSON context (node is the one tool this repository has): each failing
+# check with its detail; builtin:test-summary's detail names the failing tests. The context also
+# has the command, its exit code and `output_tail`, the end of its output.
 failing=$(node -e '
   const context = JSON.parse(require("fs").readFileSync(process.env.GREENLIGHT_REPAIR_CONTEXT, "utf8"));
-  const names = context.output_tail.split("\n").filter((l) => /^not ok \d+ - /.test(l));
-  console.log(names.map((l) => l.replace(/^not ok \d+ - /, "")).join("\n"));
+  for (const check of context.failed_checks) console.log(`  ${check.check}: ${check.detail}`);
 ')
-printf 'failing tests:\n%s\n' "${failing:-  (none named)}"
+printf 'failing checks:\n%s\n' "$failing"
 
 case "$failing" in
 *"trims dashes at the ends"*) ;;
