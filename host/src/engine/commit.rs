@@ -16,7 +16,7 @@ use super::repair::fenced;
 use super::run::Shared;
 use super::step::StepEnd;
 use crate::spec::{Commit, Step, template};
-use crate::workspace::git::{CommitError, Committed};
+use crate::workspace::git::{CommitError, Committed, HOOK_DEADLINE};
 
 /// The name of the artifact a blocked commit step writes into the run's directory.
 pub const BLOCKED_FILE: &str = "BLOCKED_NO_COMMIT.md";
@@ -57,7 +57,7 @@ pub async fn run(
     } else if let Some(reason) = stopped {
         Err(Blocked { reason: format!("the run stopped before the commit: {reason}"), red, git: None })
     } else {
-        try_commit(shared, commit, &values).await
+        try_commit(shared, step, commit, &values).await
     };
 
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -110,7 +110,12 @@ struct Blocked {
     git: Option<String>,
 }
 
-async fn try_commit(shared: &Shared, commit: &Commit, values: &Values) -> Result<Committed, Blocked> {
+async fn try_commit(
+    shared: &Shared,
+    step: &Step,
+    commit: &Commit,
+    values: &Values,
+) -> Result<Committed, Blocked> {
     let blocked = |reason: String, git: Option<String>| Blocked { reason, red: Vec::new(), git };
     let message = template::parse(&commit.message)
         .map_err(|e| e.to_string())
@@ -122,6 +127,8 @@ async fn try_commit(shared: &Shared, commit: &Commit, values: &Values) -> Result
             None,
         ));
     };
+    // A hook that hangs is killed at the step's `timeout` (10 minutes by default).
+    let repo = repo.with_hook_deadline(step.timeout.unwrap_or(HOOK_DEADLINE));
     let (paths, hooks) = (commit.paths.clone(), commit.hooks);
     let result = tokio::task::spawn_blocking(move || repo.commit_paths(&message, &paths, hooks)).await;
     match result {

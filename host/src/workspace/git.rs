@@ -10,9 +10,11 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -84,7 +86,12 @@ impl Repo {
         let workspace = workspace
             .canonicalize()
             .with_context(|| format!("cannot open the workspace {}", workspace.display()))?;
-        let git = Git { program: find_git(env, &workspace)?, cwd: workspace.clone(), env: env.to_vec() };
+        let git = Git {
+            program: find_git(env, &workspace)?,
+            cwd: workspace.clone(),
+            env: env.to_vec(),
+            hook_deadline: HOOK_DEADLINE,
+        };
 
         let inside = git.cmd(["rev-parse", "--is-inside-work-tree"]).run()?;
         if !inside.status.success() {
@@ -100,6 +107,13 @@ impl Repo {
         let toplevel = strip_newline(git.cmd(["rev-parse", "--show-toplevel"]).output()?);
         let prefix = strip_newline(git.cmd(["rev-parse", "--show-prefix"]).output()?);
         Ok(Some(Repo { git, workspace, toplevel: PathBuf::from(OsString::from_vec(toplevel)), prefix }))
+    }
+
+    /// The same repository, where a command that runs hooks (the commit) is killed, with every
+    /// process it started, after `deadline`.
+    pub fn with_hook_deadline(mut self, deadline: Duration) -> Repo {
+        self.git.hook_deadline = deadline;
+        self
     }
 
     /// The workspace directory (canonical).
@@ -232,6 +246,13 @@ impl Repo {
             self.git.cmd(commit).stdin(nul_list(selected.iter(), true)).runs_hooks().merge_stderr().run()?;
         if !committed.status.success() {
             let mut output = committed.stdout_tail.text();
+            if committed.timed_out {
+                output.push_str(&format!(
+                    "\n(greenlight stopped the commit after {}: a hook did not finish; it and everything \
+                     it started were killed)",
+                    humantime::format_duration(self.git.hook_deadline)
+                ));
+            }
             if !untracked.is_empty() {
                 // Take back the `git add` above, so a refused commit leaves the index untouched.
                 let unstage = self.git.cmd(["rm", "--cached", "-q"]).args(pathspec).stdin(untracked).run()?;
@@ -424,12 +445,18 @@ impl Drop for TempIndex {
     }
 }
 
+/// How long a git command that runs the repository's hooks may take by default: a hook that
+/// hangs must not hang the run. See [`Repo::with_hook_deadline`].
+pub const HOOK_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
 /// How to run git: the program, the workspace, the caller's environment.
 #[derive(Debug, Clone)]
 struct Git {
     program: PathBuf,
     cwd: PathBuf,
     env: Vec<(OsString, OsString)>,
+    /// For commands that run hooks: past it, git and everything it started are killed.
+    hook_deadline: Duration,
 }
 
 impl Git {
@@ -469,6 +496,8 @@ struct GitCommand<'a> {
 /// A finished git invocation.
 struct Finished {
     status: ExitStatus,
+    /// A command that runs hooks ran past the hook deadline and was killed.
+    timed_out: bool,
     stdout: Vec<u8>,
     stdout_truncated: bool,
     /// With `merge_stderr`, the tail of the combined output (and `stdout` is empty).
@@ -544,15 +573,20 @@ impl<'a> GitCommand<'a> {
         if self.merge_stderr {
             let (reader, writer) = std::io::pipe().with_context(spawn_error)?;
             command.stdout(writer.try_clone().with_context(spawn_error)?).stderr(writer);
+            // Its own process group, so that a hook that hangs can be killed with all it started.
+            command.process_group(0);
             let mut child = command.spawn().with_context(spawn_error)?;
             // Our copies of the pipe's write end must close, or reading never ends.
             drop(command);
+            let watchdog = self.runs_hooks.then(|| Watchdog::start(child.id(), self.git.hook_deadline));
             let feeder = feed_stdin(&mut child, self.stdin);
             let tail = Tail::read(reader);
             let status = child.wait().with_context(spawn_error)?;
             let _ = feeder.map(std::thread::JoinHandle::join);
+            let timed_out = watchdog.is_some_and(Watchdog::stop);
             return Ok(Finished {
                 status,
+                timed_out,
                 stdout: Vec::new(),
                 stdout_truncated: false,
                 stdout_tail: tail,
@@ -589,7 +623,41 @@ impl<'a> GitCommand<'a> {
         let status = child.wait().with_context(spawn_error)?;
         let stderr = stderr.join().unwrap_or_default();
         let _ = feeder.map(std::thread::JoinHandle::join);
-        Ok(Finished { status, stdout, stdout_truncated, stdout_tail: Tail::default(), stderr })
+        Ok(Finished {
+            status,
+            timed_out: false,
+            stdout,
+            stdout_truncated,
+            stdout_tail: Tail::default(),
+            stderr,
+        })
+    }
+}
+
+/// Kills a process group when a deadline passes first.
+struct Watchdog {
+    done: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(group: u32, deadline: Duration) -> Watchdog {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if finished.recv_timeout(deadline) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                let group = nix::unistd::Pid::from_raw(group as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                return true;
+            }
+            false
+        });
+        Watchdog { done, thread }
+    }
+
+    /// Whether the deadline passed (and the group was killed).
+    fn stop(self) -> bool {
+        let _ = self.done.send(());
+        self.thread.join().unwrap_or(false)
     }
 }
 
@@ -1077,6 +1145,24 @@ mod tests {
         let committed = workspace.commit_paths("try again", &strings(&["src"]), false).unwrap();
         assert_eq!(committed.files, strings(&["src/a.txt", "src/new.txt"]));
         assert_ne!(repo.head(), head);
+    }
+
+    #[test]
+    fn a_hook_that_hangs_is_killed_at_the_deadline_and_nothing_is_committed() {
+        let repo = TestRepo::new();
+        repo.write("src/a.txt", "a\n");
+        repo.commit_all("init");
+        let head = repo.head();
+        // The hook's child keeps the output pipe open too: the whole group must go.
+        repo.hook("pre-commit", "#!/bin/sh\necho 'checking...'\nsleep 600 &\nsleep 600\n");
+        repo.write("src/a.txt", "b\n");
+        let workspace = repo.open("").with_hook_deadline(Duration::from_millis(500));
+
+        let error = workspace.commit_paths("try", &strings(&["src"]), true).unwrap_err();
+        let CommitError::Git { output, .. } = &error else { panic!("expected a git error, got {error:?}") };
+        assert!(output.contains("checking..."), "{output}");
+        assert!(output.contains("a hook did not finish"), "{output}");
+        assert_eq!(repo.head(), head, "no commit");
     }
 
     #[test]
