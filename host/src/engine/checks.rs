@@ -31,6 +31,19 @@ pub fn of_step(step: &Step) -> Vec<Check> {
     checks
 }
 
+/// Every gate a step calls: its own, then those of its checks (`produces` included).
+pub fn gates_of(step: &Step) -> Vec<GateRef> {
+    let own = match &step.action {
+        crate::spec::Action::Gate(gate) => Some(gate.clone()),
+        _ => None,
+    };
+    let checks = of_step(step).into_iter().filter_map(|check| match check {
+        Check::Gate(gate) => Some(gate),
+        _ => None,
+    });
+    own.into_iter().chain(checks).collect()
+}
+
 /// The checks `produces:` stands for.
 pub fn produced(step: &Step) -> Vec<Check> {
     if step.produces.is_empty() {

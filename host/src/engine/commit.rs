@@ -43,7 +43,10 @@ pub async fn run(
         log: None,
     });
 
-    let recorded = recorded_statuses(&shared.run_dir.join("events.jsonl"));
+    // The run's record, read once: the requirements are checked against it, and a blocked
+    // commit's evidence comes from it.
+    let events = read_events(&shared.run_dir.join("events.jsonl"));
+    let recorded = recorded_statuses(&events);
     let red: Vec<String> = upstream
         .iter()
         .filter(|(name, status)| {
@@ -70,17 +73,17 @@ pub async fn run(
                 files: committed.files.clone(),
                 left_uncommitted: committed.left_uncommitted.clone(),
             });
-            let reason = None;
-            finished(shared, step, StepStatus::Succeeded, reason.clone(), duration_ms);
-            shared.note_commit(committed.clone());
+            finished(shared, step, StepStatus::Succeeded, None, duration_ms);
+            let output = committed.sha.clone();
+            shared.note_commit(committed);
             StepEnd {
-                values: Some(StepValues { output: committed.sha.clone(), exit_code: Some(0) }),
-                summary: summary(step, StepStatus::Succeeded, reason, duration_ms),
+                values: Some(StepValues { output, exit_code: Some(0) }),
+                summary: summary(step, StepStatus::Succeeded, None, duration_ms),
             }
         }
         Err(blocked) => {
             let artifact = shared.run_dir.join(BLOCKED_FILE);
-            let text = artifact_text(shared, step, commit, &blocked);
+            let text = artifact_text(shared, step, commit, &blocked, &events);
             let reason = match std::fs::write(&artifact, text) {
                 Ok(()) => blocked.reason.clone(),
                 Err(e) => {
@@ -179,9 +182,9 @@ fn summary(step: &Step, status: StepStatus, reason: Option<String>, duration_ms:
 
 /// Each step's final status as the run's record says: its last `step_finished` or
 /// `step_skipped` event. A record that cannot be read says nothing is green.
-fn recorded_statuses(events: &Path) -> BTreeMap<String, String> {
+fn recorded_statuses(events: &[Value]) -> BTreeMap<String, String> {
     let mut statuses = BTreeMap::new();
-    for event in read_events(events) {
+    for event in events {
         let kind = event["event"].as_str().unwrap_or_default();
         let Some(step) = event["step"].as_str() else { continue };
         match kind {
@@ -207,8 +210,13 @@ fn read_events(path: &Path) -> Vec<Value> {
 
 /// `BLOCKED_NO_COMMIT.md`: why, which requirements are red and their evidence from the run's
 /// record — failing checks, the end of the output, logs, every repair round and what it changed.
-fn artifact_text(shared: &Shared, step: &Step, commit: &Commit, blocked: &Blocked) -> String {
-    let events = read_events(&shared.run_dir.join("events.jsonl"));
+fn artifact_text(
+    shared: &Shared,
+    step: &Step,
+    commit: &Commit,
+    blocked: &Blocked,
+    events: &[Value],
+) -> String {
     let mut out = String::new();
     let mut line = |text: String| {
         out.push_str(&text);
@@ -231,7 +239,7 @@ fn artifact_text(shared: &Shared, step: &Step, commit: &Commit, blocked: &Blocke
     }
     for name in &blocked.red {
         line(String::new());
-        line(step_evidence(name, &events, &shared.workspace));
+        line(step_evidence(name, events, &shared.workspace));
     }
     line(String::new());
     line("## Every step".to_string());
@@ -241,7 +249,7 @@ fn artifact_text(shared: &Shared, step: &Step, commit: &Commit, blocked: &Blocke
         let (status, attempts, why) = if s.name == step.name {
             ("blocked".to_string(), 1, "this step".to_string())
         } else {
-            final_state(&s.name, &events)
+            final_state(&s.name, events)
         };
         line(format!(
             "| `{}` | {status} | {attempts} | {} |",

@@ -17,7 +17,7 @@ use crate::sandbox::{
     self, CompileCache, Effective, GateCall, GateComponent, GateReport, Limits, Sandbox, StepResult, grants,
 };
 use crate::spec::template;
-use crate::spec::{Action, Check, GateRef, Location, Workflow};
+use crate::spec::{GateRef, Location, Workflow};
 
 /// Prepared gates, by where they are named in the workflow file.
 pub struct Gates {
@@ -37,17 +37,7 @@ impl Gates {
         let refs: Vec<(&str, GateRef)> = workflow
             .steps
             .iter()
-            .flat_map(|step| {
-                let action = match &step.action {
-                    Action::Gate(gate) => Some(gate.clone()),
-                    _ => None,
-                };
-                let checks = super::checks::of_step(step).into_iter().filter_map(|check| match check {
-                    Check::Gate(gate) => Some(gate),
-                    _ => None,
-                });
-                action.into_iter().chain(checks).map(move |gate| (step.name.as_str(), gate))
-            })
+            .flat_map(|step| super::checks::gates_of(step).into_iter().map(|gate| (step.name.as_str(), gate)))
             .collect();
         if refs.is_empty() {
             return Ok(Gates { sandbox: None, prepared: HashMap::new() });

@@ -18,8 +18,7 @@ pub struct Guard {
 impl Guard {
     /// Capture the files protected while `step` runs; `None` when nothing is protected.
     pub async fn before(shared: &Shared, step: &Step) -> Result<Option<Guard>, String> {
-        let mut globs = shared.workflow.protect_globs(step);
-        globs.extend(shared.implicitly_protected.iter().cloned());
+        let globs = shared.protected_globs(step);
         if globs.is_empty() {
             return Ok(None);
         }

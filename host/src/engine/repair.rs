@@ -97,8 +97,7 @@ pub async fn round(
     };
     *since = before.clone();
 
-    let mut protected = shared.workflow.protect_globs(step);
-    protected.extend(shared.implicitly_protected.iter().cloned());
+    let protected = shared.protected_globs(step);
     let failed: Vec<&CheckResult> = failure.checks.iter().filter(|c| !c.passed).collect();
     let context = Context {
         workflow: &shared.workflow.name,
@@ -208,11 +207,10 @@ pub async fn round(
         let reason = shared.stop_reason().unwrap_or_else(|| "the run stopped".to_string());
         return end(StepStatus::Cancelled, Some(reason), usage, changed, diff_file);
     }
+    let asked_for_person = step::needs_human(&interpreted.text);
     let (status, reason) = match tampered {
         Err(reason) => (StepStatus::Failed, Some(reason)),
-        Ok(_) if step::needs_human(&interpreted.text).is_some() => {
-            (StepStatus::NeedsHuman, step::needs_human(&interpreted.text))
-        }
+        Ok(_) if asked_for_person.is_some() => (StepStatus::NeedsHuman, asked_for_person),
         Ok(files) if !files.is_empty() => (StepStatus::Failed, Some(guard::tamper_reason(&files))),
         Ok(_) if ran.timed_out => (
             StepStatus::TimedOut,

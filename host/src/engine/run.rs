@@ -78,7 +78,7 @@ pub struct Shared {
     /// The workspace when the run started, when a step can be repaired (for repair diffs).
     pub start_snapshot: Option<Snapshot>,
     /// Globs for the workflow file and gate components inside the workspace: protected always.
-    pub implicitly_protected: Vec<String>,
+    implicitly_protected: Vec<String>,
     /// Cancelled when the run stops; running steps are killed.
     pub cancel: CancellationToken,
     results: Mutex<Results>,
@@ -100,6 +100,18 @@ impl Shared {
     /// Why the run stopped, once it has.
     pub fn stop_reason(&self) -> Option<String> {
         self.stop_reason.lock().expect("not poisoned").clone()
+    }
+
+    /// The globs protected while `step`'s agent or repair agent works: the workflow's, the
+    /// step's, and the workflow file and gate components.
+    pub fn protected_globs(&self, step: &crate::spec::Step) -> Vec<String> {
+        let mut globs = self.workflow.protect_globs(step);
+        for glob in &self.implicitly_protected {
+            if !globs.contains(glob) {
+                globs.push(glob.clone());
+            }
+        }
+        globs
     }
 
     pub fn note_commit(&self, committed: Committed) {
@@ -219,16 +231,8 @@ pub async fn run(
 /// literal globs: no agent may change the definition or the judges of the run it is in.
 fn implicitly_protected(workflow: &Workflow, workspace: &Path, options: &RunOptions) -> Vec<String> {
     let mut files = vec![PathBuf::from(&options.file)];
-    for step in &workflow.steps {
-        let gates = super::checks::of_step(step).into_iter().filter_map(|c| match c {
-            crate::spec::Check::Gate(g) => Some(g),
-            _ => None,
-        });
-        let own = match &step.action {
-            Action::Gate(g) => Some(g.clone()),
-            _ => None,
-        };
-        for gate in own.into_iter().chain(gates).filter(|g| g.builtin_name().is_none()) {
+    for gate in workflow.steps.iter().flat_map(super::checks::gates_of) {
+        if gate.builtin_name().is_none() {
             files.push(options.definition_dir.join(&gate.gate));
         }
     }

@@ -71,7 +71,7 @@ pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
             exit_code: outcome.exit_code,
             reason: outcome.reason.clone().unwrap_or_default(),
             checks: outcome.checks.clone(),
-            output_tail: outcome.full_tail.clone(),
+            output_tail: outcome.tail.clone(),
         };
         let repaired = repair::round(shared, step, repair, round, &failure, &dir, &mut since).await;
         repair_usage = add_usage(repair_usage, repaired.usage.clone());
@@ -161,38 +161,30 @@ async fn run_attempts(
         attempts.next += 1;
         let attempt_started = Instant::now();
         let log = dir.join(format!("attempt-{attempt}.log"));
-        let outcome = if let Some(original) = &attempts.recheck_of {
-            shared.emit(Event::StepStarted {
-                step: step.name.clone(),
-                attempt,
-                at: shared.millis(),
-                what: "recheck: the agent's checks, after the repair".to_string(),
-                log: None,
-            });
-            recheck(shared, step, values, original).await
-        } else {
-            match prepare(shared, step, values, dir, attempt) {
-                Ok(prepared) => {
-                    shared.emit(Event::StepStarted {
-                        step: step.name.clone(),
-                        attempt,
-                        at: shared.millis(),
-                        what: prepared.what(),
-                        log: Some(log.clone()),
-                    });
-                    execute(shared, step, prepared, values, &log).await
-                }
-                Err(reason) => {
-                    shared.emit(Event::StepStarted {
-                        step: step.name.clone(),
-                        attempt,
-                        at: shared.millis(),
-                        what: describe(step),
-                        log: None,
-                    });
-                    Attempt::failed(describe(step), reason, false)
-                }
-            }
+        // An agent step after a repair reruns its checks only; anything else is prepared anew.
+        let start = match &attempts.recheck_of {
+            Some(original) => Start::Recheck(original),
+            None => match prepare(shared, step, values, dir, attempt) {
+                Ok(prepared) => Start::Run(Box::new(prepared)),
+                Err(reason) => Start::Refused(reason),
+            },
+        };
+        let (what, started_log) = match &start {
+            Start::Recheck(_) => ("recheck: the agent's checks, after the repair".to_string(), None),
+            Start::Run(prepared) => (prepared.what(), Some(log.clone())),
+            Start::Refused(_) => (describe(step), None),
+        };
+        shared.emit(Event::StepStarted {
+            step: step.name.clone(),
+            attempt,
+            at: shared.millis(),
+            what: what.clone(),
+            log: started_log,
+        });
+        let outcome = match start {
+            Start::Recheck(original) => recheck(shared, step, values, original).await,
+            Start::Run(prepared) => execute(shared, step, *prepared, values, &log).await,
+            Start::Refused(reason) => Attempt::failed(what, reason, false),
         };
         let failed = matches!(outcome.status, StepStatus::Failed | StepStatus::TimedOut);
         let retry = failed && outcome.retryable && tries < max_attempts && !shared.cancel.is_cancelled();
@@ -206,7 +198,9 @@ async fn run_attempts(
             exit_code: outcome.exit_code,
             reason: outcome.reason.clone(),
             checks: outcome.checks.clone(),
-            tail: (outcome.status != StepStatus::Succeeded).then(|| outcome.tail.clone()).flatten(),
+            tail: (outcome.status != StepStatus::Succeeded)
+                .then(|| last_lines(&outcome.tail))
+                .filter(|t| !t.is_empty()),
             usage: outcome.usage.clone(),
             retrying: retry || repair_next,
         });
@@ -215,6 +209,15 @@ async fn run_attempts(
             return (outcome, log);
         }
     }
+}
+
+/// How an attempt begins.
+enum Start<'a> {
+    /// An agent step after a repair: only its checks run again.
+    Recheck(&'a Original),
+    Run(Box<Prepared>),
+    /// Its templates or program could not be resolved: it fails before anything runs.
+    Refused(String),
 }
 
 /// An agent step after a repair: its checks again, on the workspace as the repair left it.
@@ -233,8 +236,7 @@ async fn recheck(shared: &Shared, step: &Step, values: &Values, original: &Origi
         exit_code: original.exit_code,
         output: original.output.clone(),
         reason: failed.map(|c| format!("{}: {}", c.check, c.detail)),
-        tail: failed.and_then(|c| c.evidence.clone()).map(|e| last_lines(&e)),
-        full_tail: failed.and_then(|c| c.evidence.clone()).unwrap_or_default(),
+        tail: failed.and_then(|c| c.evidence.clone()).unwrap_or_default(),
         checks,
         usage: None,
         retryable: true,
@@ -297,9 +299,9 @@ struct Attempt {
     output: String,
     reason: Option<String>,
     checks: Vec<CheckResult>,
-    tail: Option<String>,
-    /// The end of the output kept for reports (more than `tail`), for a repair agent's task.
-    full_tail: String,
+    /// The end of the output (stdout and stderr as they came; a failed gate's evidence): its last
+    /// lines go into reports, all of it into a repair agent's task.
+    tail: String,
     usage: Option<Usage>,
     /// Whether another attempt could turn out differently (a template error would not).
     retryable: bool,
@@ -310,13 +312,12 @@ impl Attempt {
     fn failed(what: String, reason: String, retryable: bool) -> Attempt {
         Attempt {
             what,
-            full_tail: String::new(),
             status: StepStatus::Failed,
             exit_code: None,
             output: String::new(),
             reason: Some(reason),
             checks: Vec::new(),
-            tail: None,
+            tail: String::new(),
             usage: None,
             retryable,
             log_written: false,
@@ -502,8 +503,7 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 status: if failed.is_none() { StepStatus::Succeeded } else { StepStatus::Failed },
                 exit_code: None,
                 reason: failed.map(|c| format!("{}: {}", c.check, c.detail)),
-                tail: failed.and_then(|c| c.evidence.clone()).map(|e| last_lines(&e)),
-                full_tail: failed.and_then(|c| c.evidence.clone()).unwrap_or_default(),
+                tail: failed.and_then(|c| c.evidence.clone()).unwrap_or_default(),
                 output,
                 checks,
                 usage: None,
@@ -542,8 +542,7 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 }
                 None => (stdout, None),
             };
-            let full_tail = String::from_utf8_lossy(&ran.tail).into_owned();
-            let tail = Some(last_lines(&full_tail)).filter(|t| !t.is_empty());
+            let tail = String::from_utf8_lossy(&ran.tail).into_owned();
             let base = Attempt {
                 what,
                 status: StepStatus::Failed,
@@ -552,7 +551,6 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 reason: None,
                 checks: Vec::new(),
                 tail,
-                full_tail,
                 usage,
                 retryable: true,
                 log_written: true,

@@ -163,6 +163,14 @@ fn quoted(untrusted: &str, max_lines: usize) -> Vec<String> {
     lines
 }
 
+/// The first `max` items, escaped for a terminal, and how many more there are:
+/// `a, b, c and 4 more`.
+pub(crate) fn some_of(items: &[String], max: usize) -> String {
+    let shown: Vec<_> = items.iter().take(max).map(|item| text::line(item).into_owned()).collect();
+    let more = if items.len() > max { format!(" and {} more", items.len() - max) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
 /// `tests/a.js (modified), tests/b.js (added)`, escaped for a terminal.
 pub(crate) fn protected_list(files: &[crate::engine::event::ProtectedChange]) -> String {
     use crate::workspace::protect::ChangeKind;

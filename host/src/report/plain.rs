@@ -151,7 +151,7 @@ impl<W> State<W> {
                     text::line(step),
                     duration(*duration_ms),
                     reason.as_deref().map(|r| format!(": {}", text::line(r))).unwrap_or_default(),
-                    changed_files(changed)
+                    if changed.is_empty() { "nothing".to_string() } else { super::some_of(changed, 6) }
                 )]
             }
             Event::ProtectedReverted { step, at, during, files } => vec![format!(
@@ -182,15 +182,6 @@ impl<W> State<W> {
             }
         }
     }
-}
-
-fn changed_files(files: &[String]) -> String {
-    if files.is_empty() {
-        return "nothing".to_string();
-    }
-    let shown: Vec<_> = files.iter().take(6).map(|f| text::line(f).into_owned()).collect();
-    let more = if files.len() > 6 { format!(" and {} more", files.len() - 6) } else { String::new() };
-    format!("{}{more}", shown.join(", "))
 }
 
 /// `[  1.402s]`: the time since the run started.

@@ -65,12 +65,12 @@ impl CommitNotes {
                 l(&c.step),
                 c.files.len(),
                 if c.files.len() == 1 { "" } else { "s" },
-                l(&shorten_list(&c.files, 8))
+                super::some_of(&c.files, 8)
             )));
             if !c.left_uncommitted.is_empty() {
                 lines.push(format!(
                     "  left uncommitted (not under the declared paths): {}",
-                    l(&shorten_list(&c.left_uncommitted, 12))
+                    super::some_of(&c.left_uncommitted, 12)
                 ));
             }
         }
@@ -80,14 +80,6 @@ impl CommitNotes {
         }
         lines
     }
-}
-
-fn shorten_list(items: &[String], max: usize) -> String {
-    let mut shown = items.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > max {
-        shown += &format!(" and {} more", items.len() - max);
-    }
-    shown
 }
 
 /// The end-of-run summary as plain text (no color), ending with a newline.
