@@ -387,10 +387,17 @@ fn output_is_logged_per_attempt_under_dot_greenlight_which_ignores_itself() {
         std::fs::read_to_string(setup.workspace.join(".greenlight/.gitignore")).unwrap().lines().last(),
         Some("*")
     );
-    // The run's events are recorded next to its logs.
-    let run_dir = PathBuf::from(run.of("run_started")[0]["run_dir"].as_str().unwrap());
-    let recorded = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
-    assert_eq!(recorded.lines().count(), run.events.len());
+    // The run store holds every event `--json` printed, in the same order.
+    let run_id = run.of("run_started")[0]["run_id"].as_str().unwrap().to_string();
+    let shown = greenlight(setup.cache.path())
+        .args(["show", &run_id, "--events", "--workdir"])
+        .arg(&setup.workspace)
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let recorded: Vec<serde_json::Value> =
+        String::from_utf8(shown.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recorded, run.events);
 }
 
 #[test]

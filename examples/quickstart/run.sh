@@ -25,3 +25,8 @@ git -C "$work" status --short
 echo
 echo "==> the report step said"
 cat "$work"/.greenlight/runs/*/steps/report/attempt-1.log
+
+echo
+echo "==> the run, as the run store recorded it (greenlight runs / show)"
+"$greenlight" runs --workdir "$work"
+"$greenlight" show latest --workdir "$work"

@@ -6,6 +6,7 @@
 //! - [`gates`]: where gate components come from and how much each is trusted.
 //! - [`sandbox`]: the Wasmtime host that runs components with capability-scoped access.
 //! - [`native`]: native processes under the host's control.
+//! - [`store`]: the run store (SQLite under `.greenlight/`): runs, steps, attempts, events.
 //! - [`spec`]: the workflow model: workflow files parsed and validated (pure data, no I/O runtime).
 
 pub mod cli;
@@ -15,4 +16,5 @@ pub mod native;
 pub mod report;
 pub mod sandbox;
 pub mod spec;
+pub mod store;
 pub mod workspace;

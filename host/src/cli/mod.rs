@@ -4,7 +4,9 @@
 mod convert;
 mod gate;
 mod plan;
+mod resume;
 mod run;
+mod runs;
 mod workflow;
 
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ pub mod exit {
     pub const BLOCKED: u8 = 3;
     /// A run ended because an agent asked for a person.
     pub const NEEDS_HUMAN: u8 = 4;
-    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+    /// Stopped by Ctrl-C, SIGTERM or `greenlight cancel` (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -47,6 +49,8 @@ pub mod exit {
                   greenlight validate workflow.yaml\n  \
                   greenlight plan workflow.yaml\n  \
                   greenlight run workflow.yaml\n  \
+                  greenlight runs\n  \
+                  greenlight resume latest\n  \
                   greenlight gate list"
 )]
 struct Cli {
@@ -69,14 +73,17 @@ enum Command {
     /// 2 invalid input (nothing ran), 3 blocked (a commit step found a required step red: nothing
     /// was committed and .greenlight/runs/RUN_ID/BLOCKED_NO_COMMIT.md holds the evidence),
     /// 4 needs-human (an agent ended its output with a `GREENLIGHT_NEEDS_HUMAN: why` line),
-    /// 130 interrupted (Ctrl-C or SIGTERM; running steps are killed).
+    /// 130 interrupted (Ctrl-C or SIGTERM) or cancelled (`greenlight cancel`); running steps are
+    /// killed. A run that does not succeed ends with the command that resumes it.
     ///
     /// Repair loops (`repair: {agent, attempts}`) run only where declared: a failed step's
     /// repair agent gets the failure as a task, then the step runs again. Files under `protect:`
     /// globs that an agent changes are put back and fail that attempt.
     ///
-    /// Each step's output is written to .greenlight/runs/RUN_ID/steps/STEP/attempt-N.log in the
-    /// workspace, and the run's events to .greenlight/runs/RUN_ID/events.jsonl.
+    /// Every state change is recorded in the workspace's run store (.greenlight/runs.db) before
+    /// it is acted on, so a run that stops for any reason can be resumed (`greenlight resume`);
+    /// `greenlight runs`, `show` and `logs` read it. Each step's output is written to
+    /// .greenlight/runs/RUN_ID/steps/STEP/attempt-N.log in the workspace.
     #[command(after_help = "Environment of a step: PATH, HOME, USER, locale, TMPDIR, proxy settings and \
         toolchain locations (CARGO_HOME, GOPATH, VIRTUAL_ENV, ...) from greenlight's own environment; \
         the variables an agent lists under `env:`; the step's `env:`; GREENLIGHT_RUN_ID, \
@@ -87,8 +94,40 @@ enum Command {
         greenlight run workflow.yaml\n  \
         greenlight run workflow.yaml --var feature=greeting --workdir ../my-repo\n  \
         greenlight run relay.yaml --max-concurrency 4\n  \
+        greenlight run workflow.yaml --from tests\n  \
         greenlight run workflow.yaml --json | jq -c 'select(.event == \"step_finished\")'")]
     Run(run::RunArgs),
+    /// Go on with a recorded run: completed steps are kept, the rest runs.
+    ///
+    /// Steps that succeeded are not run again (their outputs are kept for the steps that use
+    /// them). Failed, cancelled, skipped and pending steps run, and so do steps that were running
+    /// when the run's runner died: those run at least once more, so their side effects may
+    /// happen twice. Process groups the dead runner left running are killed first.
+    ///
+    /// When the workflow file changed since the run started, resume shows what changed and runs
+    /// nothing, unless --accept-changes: then steps whose definition changed run again, with
+    /// everything that depends on them. Exit codes as for `run`.
+    #[command(after_help = "Examples:
+          greenlight resume 20261122-101112-3f9a
+          greenlight resume latest --workdir ../my-repo
+          greenlight resume 20261122-1011 --accept-changes")]
+    Resume(resume::ResumeArgs),
+    /// List the runs recorded in a workspace, newest first.
+    ///
+    /// Status is one of running, succeeded, failed, blocked, needs_human, cancelled, interrupted
+    /// (stopped by Ctrl-C, or its runner died). `--json` prints an array of objects with id, name,
+    /// status, started_at and finished_at (Unix ms), duration_ms, file, workspace, run_dir.
+    Runs(runs::RunsArgs),
+    /// Show one run: each step's status, attempts, durations, verdicts and log paths.
+    Show(runs::ShowArgs),
+    /// Print a run's logs (every attempt and repair round, in order), or one step's.
+    #[command(after_help = "Examples:
+          greenlight logs latest
+          greenlight logs latest tests
+          greenlight logs 20261122-101112-3f9a --follow")]
+    Logs(runs::LogsArgs),
+    /// Cancel a run from another terminal: its steps' processes are killed and it ends `cancelled`.
+    Cancel(runs::CancelArgs),
     /// Show what a run would do, without running anything: order, concurrency, commands, grants.
     Plan(plan::PlanArgs),
     /// Print the native greenlight form of an agent-relay workflow (relay.yaml).
@@ -99,12 +138,40 @@ enum Command {
     Convert(convert::ConvertArgs),
 }
 
+impl Command {
+    /// Commands that only read and print.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Runs(_)
+                | Command::Show(_)
+                | Command::Logs(_)
+                | Command::Validate(_)
+                | Command::Plan(_)
+                | Command::Convert(_)
+        )
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        // `greenlight show RUN --json | head` ends quietly, like any Unix tool whose reader left.
+        // (Never for commands that run things: a closed terminal must not stop a run.)
+        // SAFETY: no other thread exists yet; restoring the default disposition is sound.
+        let _ = unsafe {
+            nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl)
+        };
+    }
     let result = match cli.command {
         Command::Gate(command) => gate::run(command),
         Command::Validate(args) => workflow::validate(args),
         Command::Run(args) => run::run(args),
+        Command::Resume(args) => resume::resume(args),
+        Command::Runs(args) => runs::runs(args),
+        Command::Show(args) => runs::show(args),
+        Command::Logs(args) => runs::logs(args),
+        Command::Cancel(args) => runs::cancel(args),
         Command::Plan(args) => plan::plan(args),
         Command::Convert(args) => convert::convert(args),
     };

@@ -62,6 +62,25 @@ pub fn load_checked(path: &Path, workflow: Option<&str>) -> Result<Workflow, Spe
     Ok(workflow)
 }
 
+/// [`load_checked`] for a file's text already read (`file` names it in errors).
+pub fn check_text(text: &str, file: &str, workflow: Option<&str>) -> Result<Workflow, SpecErrors> {
+    let workflow = spec::parse_selected(text, file, workflow)?;
+    spec::check_builtin_gates(&workflow, file, &builtin::names())?;
+    engine::preflight(&workflow, file)?;
+    Ok(workflow)
+}
+
+/// Read a workflow file's text; the error is reported like any other problem with the file.
+pub fn read_text(path: &Path) -> Result<String, SpecErrors> {
+    std::fs::read_to_string(path).map_err(|error| SpecErrors {
+        errors: vec![spec::SpecError {
+            file: path.display().to_string(),
+            location: None,
+            message: format!("cannot read the workflow file: {error}"),
+        }],
+    })
+}
+
 /// The workflow's vars with `--var K=V` pairs applied; only declared vars may be set.
 pub fn with_vars(workflow: &Workflow, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut vars = workflow.vars.clone();

@@ -1,6 +1,7 @@
 //! A `commit:` step: commit-if-green. It runs once everything it needs and requires has ended,
 //! whatever the outcome, and commits the declared paths only when each of those steps succeeded
-//! in this run — as the scheduler saw it *and* as the run's record (`events.jsonl`) says.
+//! in this run — as the scheduler saw it *and* as the run store says (a result reused from an earlier
+//! run with `run --from` is not green in this one).
 //! Otherwise, and when git refuses (a hook, nothing to commit), it writes `BLOCKED_NO_COMMIT.md`
 //! with the evidence and ends `blocked`: a handled outcome, never a partial commit.
 
@@ -44,18 +45,31 @@ pub async fn run(
     });
 
     // The run's record, read once: the requirements are checked against it, and a blocked
-    // commit's evidence comes from it.
-    let events = read_events(&shared.run_dir.join("events.jsonl"));
-    let recorded = recorded_statuses(&events);
+    // commit's evidence comes from it. A record that cannot be read says nothing is green.
+    let events = recorded_events(shared);
+    let recorded = recorded_statuses(shared);
+    let mut reused = Vec::new();
     let red: Vec<String> = upstream
         .iter()
         .filter(|(name, status)| {
-            *status != StepStatus::Succeeded || recorded.get(name).map(String::as_str) != Some("succeeded")
+            let green_here = match recorded.get(name) {
+                Some((recorded, None)) => recorded == "succeeded",
+                // Green in an earlier run (`run --from`) is not green in this one.
+                Some((_, Some(from))) => {
+                    reused.push(format!("{name} (its result was reused from run {from})"));
+                    false
+                }
+                None => false,
+            };
+            *status != StepStatus::Succeeded || !green_here
         })
         .map(|(name, _)| name.clone())
         .collect();
     let outcome = if !red.is_empty() {
-        let reason = format!("not green in this run: {}", red.join(", "));
+        let mut reason = format!("not green in this run: {}", red.join(", "));
+        if !reused.is_empty() {
+            reason += &format!("; {}", reused.join(", "));
+        }
         Err(Blocked { reason, red, git: None })
     } else if let Some(reason) = stopped {
         Err(Blocked { reason: format!("the run stopped before the commit: {reason}"), red, git: None })
@@ -180,32 +194,16 @@ fn summary(step: &Step, status: StepStatus, reason: Option<String>, duration_ms:
     }
 }
 
-/// Each step's final status as the run's record says: its last `step_finished` or
-/// `step_skipped` event. A record that cannot be read says nothing is green.
-fn recorded_statuses(events: &[Value]) -> BTreeMap<String, String> {
-    let mut statuses = BTreeMap::new();
-    for event in events {
-        let kind = event["event"].as_str().unwrap_or_default();
-        let Some(step) = event["step"].as_str() else { continue };
-        match kind {
-            "step_finished" => {
-                statuses.insert(step.to_string(), event["status"].as_str().unwrap_or_default().to_string());
-            }
-            "step_skipped" => {
-                statuses.insert(step.to_string(), "skipped".to_string());
-            }
-            _ => {}
-        }
-    }
-    statuses
+/// Each step's status as the run store holds it, and the run it was reused from (if it was).
+fn recorded_statuses(shared: &Shared) -> BTreeMap<String, (String, Option<String>)> {
+    let rows = shared.store().steps(&shared.run_id).unwrap_or_default();
+    rows.into_iter().map(|r| (r.name, (r.status, r.reused_from))).collect()
 }
 
-fn read_events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
+/// The run's events, from every session of it.
+fn recorded_events(shared: &Shared) -> Vec<Value> {
+    let events = shared.store().events(&shared.run_id, 0).unwrap_or_default();
+    events.into_iter().filter_map(|(_, body)| serde_json::from_str(&body).ok()).collect()
 }
 
 /// `BLOCKED_NO_COMMIT.md`: why, which requirements are red and their evidence from the run's
@@ -258,7 +256,12 @@ fn artifact_text(
         ));
     }
     line(String::new());
-    line(format!("The run's record: {}", shared.run_dir.join("events.jsonl").display()));
+    line(format!(
+        "The run's record: `greenlight show {}` (events: `greenlight show {} --events`), in {}",
+        shared.run_id,
+        shared.run_id,
+        shared.store().path().display()
+    ));
     out
 }
 

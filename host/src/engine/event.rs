@@ -25,8 +25,20 @@ pub enum Event {
         /// Step names in file order.
         steps: Vec<String>,
         max_concurrency: usize,
-        /// Unix time in milliseconds.
+        /// Unix time in milliseconds (of this session, for a resumed run).
         started_at: u64,
+        /// 1 for a new run; one more for each `greenlight resume`.
+        session: u32,
+    },
+    /// A step that will not run in this session: it succeeded before, and neither its
+    /// definition nor anything it needs changed.
+    StepKept {
+        step: String,
+        at: Millis,
+        /// The earlier run its result comes from (`run --from`); none for an earlier session
+        /// of this run.
+        from_run: Option<String>,
+        attempts: u32,
     },
     StepStarted {
         step: String,
@@ -165,6 +177,10 @@ pub enum RunStatus {
     Blocked,
     /// An agent asked for a person.
     NeedsHuman,
+    /// Stopped by `greenlight cancel` from another terminal.
+    Cancelled,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -174,6 +190,8 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Blocked => "blocked",
             RunStatus::NeedsHuman => "needs_human",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -192,7 +210,7 @@ pub struct CheckResult {
 }
 
 /// Tokens and cost, when an agent CLI reports them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Usage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,

@@ -4,7 +4,8 @@
 //! - `step`: one step, attempt by attempt (render, execute, check, retry);
 //! - [`checks`]: the `verify:` checks; [`gates`]: the run's gates, prepared before it starts;
 //! - [`render`]: values into commands without injection; [`env`]: what a step's process sees;
-//! - [`event`]: what a run reports as it goes; [`plan`]: what a run would do, without running.
+//! - [`event`]: what a run reports as it goes; `record`: every event into the run store first;
+//!   [`resume`]: what a resumed run keeps; [`plan`]: what a run would do, without running.
 //!
 //! [`preflight`] holds the checks that can be made on a valid workflow before anything runs.
 
@@ -16,8 +17,10 @@ pub mod event;
 pub mod gates;
 mod guard;
 pub mod plan;
+mod record;
 pub mod render;
 mod repair;
+pub mod resume;
 pub mod run;
 mod step;
 

@@ -14,7 +14,7 @@ use super::event::{CheckResult, Event, StepStatus, Usage};
 use super::guard::{self, Guard};
 use super::run::Shared;
 use super::step::{self, DEFAULT_STEP_TIMEOUT};
-use crate::native::logged::{self, LoggedSpec};
+use crate::native::logged::LoggedSpec;
 use crate::spec::{Repair, Step};
 use crate::workspace::git::Snapshot;
 
@@ -65,13 +65,14 @@ struct Context<'a> {
     workspace: &'a Path,
 }
 
-/// Run repair round `round` of `step` with `repair.agent`. `since` is where the diff shown to
-/// the agent starts; it is moved to now for the next round.
+/// Run repair round `round` (of `rounds`, counting earlier sessions of a resumed run) of `step`
+/// with `repair.agent`. `since` is where the diff shown to the agent starts; it is moved to now
+/// for the next round.
 pub async fn round(
     shared: &Shared,
     step: &Step,
     repair: &Repair,
-    round: u32,
+    (round, rounds): (u32, u32),
     failure: &Failure,
     dir: &Path,
     since: &mut Option<Snapshot>,
@@ -82,7 +83,7 @@ pub async fn round(
     shared.emit(Event::RepairStarted {
         step: step.name.clone(),
         round,
-        rounds: repair.attempts,
+        rounds,
         agent: repair.agent.clone(),
         at: shared.millis(),
         task: task_file.clone(),
@@ -90,7 +91,7 @@ pub async fn round(
     });
 
     let before = snapshot(shared).await;
-    let diff_since = if round == 1 { "the start of the run" } else { "the previous attempt" };
+    let diff_since = if since.is_none() { "the start of the run" } else { "the previous attempt" };
     let diff_so_far = match (since.as_ref().or(shared.start_snapshot.as_ref()), &before) {
         (Some(from), Some(to)) => diff(shared, from, to, DIFF_IN_TASK).await.map(|d| d.patch),
         _ => None,
@@ -103,7 +104,7 @@ pub async fn round(
         workflow: &shared.workflow.name,
         step: &step.name,
         round,
-        rounds: repair.attempts,
+        rounds,
         attempt: failure.attempt,
         reason: &failure.reason,
         findings: failed.iter().filter_map(|c| c.evidence.as_deref()).collect(),
@@ -174,7 +175,7 @@ pub async fn round(
         stdout_limit: step::STDOUT_KEPT,
         tail_limit: step::TAIL_KEPT,
     };
-    let ran = logged::run_logged(&spec, &shared.cancel).await;
+    let ran = shared.run_process(&step.name, &format!("repair {round}"), &spec).await;
     let tampered = match guard {
         Some(guard) => guard.after(shared, step, &format!("repair {round}")).await,
         None => Ok(Vec::new()),

@@ -12,10 +12,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use tokio::task::JoinSet;
@@ -24,10 +24,17 @@ use tokio_util::sync::CancellationToken;
 use super::commit;
 use super::event::{Event, Observer, RunStatus, StepStatus, StepSummary};
 use super::gates::Gates;
+use super::record::{FirstFailure, Recorder};
 use super::render::{StepValues, Values};
+use super::resume;
 use super::step::{self, StepEnd};
+use crate::native::logged::{self, LoggedOutput, LoggedSpec};
 use crate::spec::{Action, AgentKind, OnFailure, Workflow};
+use crate::store::{NewRun, RunnerLock, StepRow, Store};
 use crate::workspace::git::{Committed, Repo, Snapshot};
+
+/// How often a running run looks for a `greenlight cancel` from another terminal.
+const CANCEL_POLL: Duration = Duration::from_millis(200);
 
 /// `max_concurrency` when neither the workflow nor the command line sets it.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
@@ -46,6 +53,37 @@ pub struct RunOptions {
     pub interrupt: CancellationToken,
     /// greenlight's own environment, from which steps get the documented base set.
     pub runner_env: Vec<(OsString, OsString)>,
+    /// The workspace's run store.
+    pub store: Arc<Store>,
+    /// A new run, or another session of a recorded one.
+    pub begin: Begin,
+}
+
+/// How a run begins.
+pub enum Begin {
+    /// A new run of the workflow read from `source`; with `reuse`, the results of some steps
+    /// are taken from an earlier run (`greenlight run --from`).
+    New { source: Source, reuse: Option<Reuse> },
+    /// Another session of run `run_id` (`greenlight resume`): its kept steps do not run again.
+    /// `accepted`: the workflow file changed since, and the user accepted the new definition.
+    Resume { run_id: String, accepted: Option<Source> },
+}
+
+/// A workflow definition as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub text: String,
+    /// The file, absolute: what a resume reads again.
+    pub path: PathBuf,
+    /// For a relay file with several workflows: the one that runs.
+    pub selected: Option<String>,
+}
+
+/// Steps whose results a new run takes from an earlier one.
+#[derive(Debug, Clone)]
+pub struct Reuse {
+    pub run_id: String,
+    pub steps: BTreeSet<String>,
 }
 
 /// How a run ended.
@@ -58,6 +96,10 @@ pub struct RunOutcome {
     pub summary: Vec<StepSummary>,
     /// Set when the run was stopped by `interrupt`.
     pub interrupted: bool,
+    /// 1 for a new run, more for a resumed one.
+    pub session: u32,
+    /// Steps whose earlier result was kept.
+    pub kept: Vec<String>,
     /// `BLOCKED_NO_COMMIT.md`, when a commit step did not commit.
     pub blocked_artifact: Option<PathBuf>,
     /// What a commit step committed.
@@ -82,14 +124,69 @@ pub struct Shared {
     /// Cancelled when the run stops; running steps are killed.
     pub cancel: CancellationToken,
     results: Mutex<Results>,
-    observer: Recorder,
+    recorder: Recorder,
+    record_failure: FirstFailure,
+    /// Attempts and repair rounds each step had in earlier sessions: numbering goes on from there.
+    earlier: HashMap<String, (u32, u32)>,
     started: Instant,
     stop_reason: Mutex<Option<String>>,
 }
 
 impl Shared {
-    pub fn emit(&self, event: Event) {
-        self.observer.event(&event);
+    /// Record `event` in the run store, then show it. `false` when the store refused it: the
+    /// run is stopped, and the caller must not act on the event (a step is not spawned).
+    pub fn emit(&self, event: Event) -> bool {
+        let reason = self.stop_reason();
+        match self.recorder.event(&event, reason.as_deref()) {
+            Ok(()) => true,
+            Err(error) => {
+                self.record_failed(&error);
+                false
+            }
+        }
+    }
+
+    /// The run store refused a write: stop the run (once), saying why.
+    fn record_failed(&self, error: &str) {
+        if self.record_failure.note(error) {
+            let mut reason = self.stop_reason.lock().expect("not poisoned");
+            if reason.is_none() {
+                *reason = Some(format!("the run store could not record the run's state: {error}"));
+            }
+            drop(reason);
+            self.cancel.cancel();
+        }
+    }
+
+    /// Run a step's (or repair agent's) process, its process group recorded while it lives, so
+    /// a later `resume` or `cancel` can stop it if this runner dies first.
+    pub async fn run_process(
+        &self,
+        step: &str,
+        what: &str,
+        spec: &LoggedSpec,
+    ) -> std::io::Result<LoggedOutput> {
+        let record = AtomicI64::new(0);
+        let ran = logged::run_logged_with(spec, &self.cancel, |pid| {
+            if let Some(id) = self.recorder.process_started(step, what, pid) {
+                record.store(id, Ordering::Relaxed);
+            }
+        })
+        .await;
+        match record.load(Ordering::Relaxed) {
+            0 => {}
+            id => self.recorder.process_ended(id),
+        }
+        ran
+    }
+
+    /// How many attempts and repair rounds `step` had in earlier sessions of this run.
+    pub fn earlier(&self, step: &str) -> (u32, u32) {
+        self.earlier.get(step).copied().unwrap_or((0, 0))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.recorder.store
     }
 
     /// Milliseconds since the run started.
@@ -131,8 +228,9 @@ struct Results {
 }
 
 /// Run `workflow` to its end. Errors only when the run cannot start (an unusable workspace, a
-/// gate that cannot be prepared, an agent's program or listed variable missing); nothing has run
-/// then. Everything that happens once steps run is in the outcome and the events.
+/// gate that cannot be prepared, an agent's program or listed variable missing, a run store that
+/// cannot be written, a run to resume that is still running); nothing has run then. Everything
+/// that happens once steps run is in the outcome, the events and the run store.
 pub async fn run(
     workflow: Workflow,
     options: RunOptions,
@@ -163,15 +261,15 @@ pub async fn run(
     };
     let implicitly_protected = implicitly_protected(&workflow, &workspace, &options);
 
-    let run_id = new_run_id();
-    let run_dir = create_run_dir(&workspace, &run_id)?;
-    let events = std::fs::File::create(run_dir.join("events.jsonl"))
-        .with_context(|| format!("creating {}", run_dir.join("events.jsonl").display()))?;
+    let store = options.store.clone();
+    let begun = begin(&store, &workflow, &workspace, &options)?;
+    let started_at = unix_millis();
+    let earlier = begun.earlier_rows.iter().map(|r| (r.name.clone(), (r.attempts, r.repairs))).collect();
     let shared = Arc::new(Shared {
         workspace: workspace.clone(),
         definition_dir: options.definition_dir.clone(),
-        run_id: run_id.clone(),
-        run_dir: run_dir.clone(),
+        run_id: begun.run_id.clone(),
+        run_dir: begun.run_dir.clone(),
         runner_env: options.runner_env.clone(),
         gates,
         repo,
@@ -179,12 +277,21 @@ pub async fn run(
         implicitly_protected,
         results: Mutex::new(Results::default()),
         cancel: CancellationToken::new(),
-        observer: Recorder { events: Mutex::new(events), inner: observer },
+        recorder: Recorder {
+            store: store.clone(),
+            run_id: begun.run_id.clone(),
+            session: begun.session,
+            observer,
+            started_at,
+        },
+        record_failure: FirstFailure::default(),
+        earlier,
         started: Instant::now(),
         stop_reason: Mutex::new(None),
         workflow,
     });
-    shared.emit(Event::RunStarted {
+    let (run_id, run_dir) = (begun.run_id.clone(), begun.run_dir.clone());
+    if !shared.emit(Event::RunStarted {
         run_id: run_id.clone(),
         workflow: shared.workflow.name.clone(),
         file: options.file.clone(),
@@ -192,19 +299,24 @@ pub async fn run(
         run_dir: run_dir.clone(),
         steps: shared.workflow.steps.iter().map(|s| s.name.clone()).collect(),
         max_concurrency,
-        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-    });
+        started_at,
+        session: begun.session,
+    }) {
+        bail!("{}", shared.stop_reason().unwrap_or_default());
+    }
 
-    let summary = Scheduler::new(shared.clone(), max_concurrency).run(&options.interrupt).await;
+    let kept = keep(&shared, &begun)?;
+    let kept_names = kept.iter().map(|k| shared.workflow.steps[k.0].name.clone()).collect();
+    let scheduler = Scheduler::new(shared.clone(), max_concurrency, kept);
+    let (summary, ended_by) = scheduler.run(&options.interrupt).await;
     let any = |status: StepStatus| summary.iter().any(|s| s.status == status);
-    let status = if any(StepStatus::NeedsHuman) {
-        RunStatus::NeedsHuman
-    } else if any(StepStatus::Blocked) {
-        RunStatus::Blocked
-    } else if summary.iter().all(|s| s.status == StepStatus::Succeeded) {
-        RunStatus::Succeeded
-    } else {
-        RunStatus::Failed
+    let status = match ended_by {
+        Some(RunStatus::Interrupted) => RunStatus::Interrupted,
+        Some(RunStatus::Cancelled) => RunStatus::Cancelled,
+        _ if any(StepStatus::NeedsHuman) => RunStatus::NeedsHuman,
+        _ if any(StepStatus::Blocked) => RunStatus::Blocked,
+        _ if summary.iter().all(|s| s.status == StepStatus::Succeeded) => RunStatus::Succeeded,
+        _ => RunStatus::Failed,
     };
     let Results { committed, blocked_artifact } =
         std::mem::take(&mut *shared.results.lock().expect("not poisoned"));
@@ -216,15 +328,203 @@ pub async fn run(
         blocked_artifact: blocked_artifact.clone(),
         commit: committed.as_ref().map(|c| c.sha.clone()),
     });
+    drop(begun.lock);
     Ok(RunOutcome {
         status,
         run_id,
         run_dir,
         summary,
         interrupted: options.interrupt.is_cancelled(),
+        session: begun.session,
+        kept: kept_names,
         blocked_artifact,
         committed,
     })
+}
+
+/// A run's identity and lock, once it is recorded as running.
+struct Begun {
+    run_id: String,
+    run_dir: PathBuf,
+    session: u32,
+    /// Held until the run ends: `greenlight resume`, `cancel` and `runs` know it is alive.
+    lock: RunnerLock,
+    /// The recorded steps of this run (a resume) before this session began.
+    earlier_rows: Vec<StepRow>,
+    /// Results taken from an earlier run (`--from`): its id, and its rows for those steps.
+    reused: Option<(String, Vec<StepRow>)>,
+}
+
+/// Record the run as running — a new run, or a new session of a recorded one — before anything
+/// of it runs.
+fn begin(
+    store: &Store,
+    workflow: &Workflow,
+    workspace: &Path,
+    options: &RunOptions,
+) -> anyhow::Result<Begun> {
+    let definitions = resume::step_definitions(workflow);
+    match &options.begin {
+        Begin::New { source, reuse } => {
+            let reused = match reuse {
+                None => None,
+                Some(reuse) => Some((reuse.run_id.clone(), reusable(store, workflow, reuse)?)),
+            };
+            // Ids are unique by time, pid and a salt; a clash (two runners in the same
+            // microsecond) takes another.
+            for _ in 0..8 {
+                let run_id = new_run_id();
+                let run_dir = create_run_dir(workspace, &run_id)?;
+                let Some(lock) = RunnerLock::try_acquire(&run_dir)
+                    .with_context(|| format!("locking {}", run_dir.display()))?
+                else {
+                    continue;
+                };
+                let record = NewRun {
+                    id: run_id.clone(),
+                    name: workflow.name.clone(),
+                    file: options.file.clone(),
+                    file_path: source.path.clone(),
+                    selected: source.selected.clone(),
+                    definition: source.text.clone(),
+                    definition_hash: resume::digest(&source.text),
+                    vars: serde_json::to_string(&workflow.vars).unwrap_or_default(),
+                    max_concurrency: options.max_concurrency.map(|n| n as u32),
+                    workspace: workspace.to_path_buf(),
+                    run_dir: run_dir.clone(),
+                    started_at: unix_millis(),
+                    reused_from: reused.as_ref().map(|(id, _)| id.clone()),
+                };
+                match store.create_run(&record, &definitions, std::process::id()) {
+                    Ok(()) => {
+                        return Ok(Begun {
+                            run_id,
+                            run_dir,
+                            session: 1,
+                            lock,
+                            earlier_rows: Vec::new(),
+                            reused,
+                        });
+                    }
+                    Err(error) if error.is_duplicate() => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            bail!("could not find a free run id in {}", store.path().display())
+        }
+        Begin::Resume { run_id, accepted } => {
+            let run = store.run(run_id)?;
+            let Some(lock) = RunnerLock::try_acquire(&run.run_dir)
+                .with_context(|| format!("locking {}", run.run_dir.display()))?
+            else {
+                bail!(
+                    "run {run_id} is still running (another greenlight holds {}); wait for it, or stop it \
+                     with `greenlight cancel {run_id}`",
+                    run.run_dir.join("runner.lock").display()
+                );
+            };
+            // What the dead runner left running would work beside the steps that run again.
+            stop_leftovers(store, run_id)?;
+            let definition = accepted.as_ref().map(|source| (source, resume::digest(&source.text)));
+            let session = store.begin_session(
+                run_id,
+                std::process::id(),
+                definition
+                    .as_ref()
+                    .map(|(source, hash)| (source.text.as_str(), hash.as_str(), &definitions[..])),
+            )?;
+            let earlier_rows = store.steps(run_id)?;
+            Ok(Begun {
+                run_id: run_id.clone(),
+                run_dir: run.run_dir,
+                session,
+                lock,
+                earlier_rows,
+                reused: None,
+            })
+        }
+    }
+}
+
+/// Kill what a run's dead runner left running: the process groups it recorded (checked to be
+/// the same processes), and any process that still carries the run's id in its environment —
+/// the latter also finds a step spawned in the instant before its group was recorded. Only
+/// call this while holding the run's lock, or knowing its runner is gone.
+pub fn stop_leftovers(store: &Store, run_id: &str) -> anyhow::Result<()> {
+    use crate::native::process;
+    for leftover in store.leftover_processes(run_id)? {
+        process::kill_leftover_group(leftover.pgid, leftover.start_ticks);
+        store.process_ended(leftover.id)?;
+    }
+    for group in process::groups_with_env("GREENLIGHT_RUN_ID", run_id) {
+        process::kill_group(group);
+    }
+    Ok(())
+}
+
+/// The rows of the steps `reuse` names, from the earlier run: each must have succeeded there
+/// with the definition it has now, with everything it needs reused too.
+fn reusable(store: &Store, workflow: &Workflow, reuse: &Reuse) -> anyhow::Result<Vec<StepRow>> {
+    let rows = store.steps(&reuse.run_id)?;
+    let kept = resume::kept_steps(workflow, &rows);
+    let missing: Vec<&str> = reuse.steps.iter().filter(|s| !kept.contains(*s)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        bail!(
+            "run {} has no result to reuse for {}: {} did not succeed there, or {} definition changed since",
+            reuse.run_id,
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "they" },
+            if missing.len() == 1 { "its" } else { "their" },
+        );
+    }
+    Ok(rows.into_iter().filter(|r| reuse.steps.contains(&r.name)).collect())
+}
+
+/// The steps that do not run in this session, with their results: for a resume, what the rule
+/// in [`resume`] keeps; for `--from`, the reused steps, recorded into this run first.
+fn keep(shared: &Shared, begun: &Begun) -> anyhow::Result<Vec<(usize, StepSummary, StepValues)>> {
+    let (rows, from_run) = match &begun.reused {
+        Some((from, rows)) => (rows.clone(), Some(from.clone())),
+        None => {
+            let kept = resume::kept_steps(&shared.workflow, &begun.earlier_rows);
+            (begun.earlier_rows.iter().filter(|r| kept.contains(&r.name)).cloned().collect(), None)
+        }
+    };
+    let mut kept = Vec::new();
+    for row in rows {
+        let Some(index) = shared.workflow.steps.iter().position(|s| s.name == row.name) else { continue };
+        let summary = StepSummary {
+            step: row.name.clone(),
+            status: StepStatus::Succeeded,
+            attempts: row.attempts,
+            duration_ms: row.duration_ms.unwrap_or(0),
+            exit_code: row.exit_code,
+            reason: None,
+            usage: row.usage.as_deref().and_then(|u| serde_json::from_str(u).ok()),
+            log: row.log.clone(),
+        };
+        let values = StepValues { output: row.output.clone().unwrap_or_default(), exit_code: row.exit_code };
+        if from_run.is_some() {
+            shared
+                .recorder
+                .step_ended(&summary, Some(&values), from_run.as_deref(), shared.millis())
+                .map_err(anyhow::Error::msg)?;
+        }
+        if !shared.emit(Event::StepKept {
+            step: row.name.clone(),
+            at: shared.millis(),
+            from_run: from_run.clone(),
+            attempts: row.attempts,
+        }) {
+            bail!("{}", shared.stop_reason().unwrap_or_default());
+        }
+        kept.push((index, summary, values));
+    }
+    Ok(kept)
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The workflow file and the gate component files, when they lie inside the workspace, as
@@ -261,13 +561,19 @@ struct Scheduler {
     ready: BTreeSet<usize>,
     ended: Vec<Option<StepSummary>>,
     values: Vec<Option<StepValues>>,
-    /// Why the run stopped early (fail-fast, deadline, interruption).
+    /// Why the run stopped early (fail-fast, deadline, interruption, cancellation).
     stopping: Option<String>,
-    interrupted: bool,
+    /// Set when a person stopped the run: Ctrl-C (`Interrupted`) or `greenlight cancel`.
+    stopped_by_person: Option<RunStatus>,
 }
 
 impl Scheduler {
-    fn new(shared: Arc<Shared>, max_concurrency: usize) -> Scheduler {
+    /// `kept` holds the steps that do not run (with their results): they count as succeeded.
+    fn new(
+        shared: Arc<Shared>,
+        max_concurrency: usize,
+        kept: Vec<(usize, StepSummary, StepValues)>,
+    ) -> Scheduler {
         let steps = &shared.workflow.steps;
         let index: HashMap<&str, usize> =
             steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
@@ -283,9 +589,18 @@ impl Scheduler {
                 step::referenced_steps(s).iter().filter_map(|n| index.get(n.as_str()).copied()).collect()
             })
             .collect();
-        let waiting: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
-        let ready = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
+        let mut waiting: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
         let n = steps.len();
+        let mut ended = vec![None; n];
+        let mut values = vec![None; n];
+        for (index, summary, kept_values) in kept {
+            ended[index] = Some(summary);
+            values[index] = Some(kept_values);
+            for &d in &dependents[index] {
+                waiting[d] -= 1;
+            }
+        }
+        let ready = (0..n).filter(|&i| waiting[i] == 0 && ended[i].is_none()).collect();
         Scheduler {
             shared,
             max_concurrency,
@@ -293,20 +608,29 @@ impl Scheduler {
             dependents,
             reads,
             ready,
-            ended: vec![None; n],
-            values: vec![None; n],
+            ended,
+            values,
             stopping: None,
-            interrupted: false,
+            stopped_by_person: None,
         }
     }
 
-    async fn run(mut self, interrupt: &CancellationToken) -> Vec<StepSummary> {
+    /// Run the steps to the end; returns every step's summary, and how a person stopped the
+    /// run, if one did.
+    async fn run(mut self, interrupt: &CancellationToken) -> (Vec<StepSummary>, Option<RunStatus>) {
         let mut running: JoinSet<(usize, StepEnd)> = JoinSet::new();
         let mut running_ids = HashMap::new();
         let deadline = self.shared.workflow.timeout;
         let sleep = tokio::time::sleep(deadline.unwrap_or(std::time::Duration::MAX / 4));
         tokio::pin!(sleep);
+        let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
+        cancel_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The run store refused a write: the run stops (the reason is already set).
+            if self.stopping.is_none() && self.shared.cancel.is_cancelled() {
+                let reason = self.shared.stop_reason().unwrap_or_else(|| "the run stopped".into());
+                self.stop(reason);
+            }
             while self.stopping.is_none() && running.len() < self.max_concurrency {
                 let Some(index) = self.ready.pop_first() else { break };
                 let values = self.values_for(index);
@@ -339,9 +663,15 @@ impl Scheduler {
                     let limit = humantime::format_duration(deadline.unwrap_or_default());
                     self.stop(format!("the run's timeout of {limit} passed"));
                 }
-                () = interrupt.cancelled(), if !self.interrupted => {
-                    self.interrupted = true;
+                () = interrupt.cancelled(), if self.stopped_by_person.is_none() => {
+                    self.stopped_by_person = Some(RunStatus::Interrupted);
                     self.stop("the run was interrupted".to_string());
+                }
+                _ = cancel_poll.tick(), if self.stopped_by_person.is_none() => {
+                    if self.shared.store().cancel_requested(&self.shared.run_id).unwrap_or(false) {
+                        self.stopped_by_person = Some(RunStatus::Cancelled);
+                        self.stop("the run was cancelled (greenlight cancel)".to_string());
+                    }
                 }
             }
         }
@@ -353,21 +683,34 @@ impl Scheduler {
             }
         }
         // A commit step the stop kept from running still records why nothing was committed,
-        // unless a person interrupted the run.
+        // unless a person stopped the run.
         for index in 0..self.ended.len() {
             if self.ended[index].is_some() {
                 continue;
             }
-            if self.interrupted {
+            if self.stopped_by_person.is_some() {
                 let reason = self.stopping.clone().unwrap_or_default();
                 self.skip(index, reason);
             } else {
                 let (values, upstream) = (self.values_for(index), self.upstream_statuses(index));
                 let end = commit::run(&self.shared, index, values, upstream, self.stopping.clone()).await;
+                self.record_end(&end);
                 self.ended[index] = Some(end.summary);
             }
         }
-        self.ended.into_iter().map(|s| s.expect("every step ended")).collect()
+        let summary = self.ended.into_iter().map(|s| s.expect("every step ended")).collect();
+        (summary, self.stopped_by_person)
+    }
+
+    /// Record how a step ended, before anything that depends on it is scheduled. When the store
+    /// refuses, the run stops: nothing may act on a result the record does not hold.
+    fn record_end(&self, end: &StepEnd) {
+        let shared = &self.shared;
+        if let Err(error) =
+            shared.recorder.step_ended(&end.summary, end.values.as_ref(), None, shared.millis())
+        {
+            shared.record_failed(&error);
+        }
     }
 
     fn is_commit(&self, index: usize) -> bool {
@@ -406,6 +749,11 @@ impl Scheduler {
     }
 
     fn finish(&mut self, index: usize, end: StepEnd) {
+        self.record_end(&end);
+        if self.stopping.is_none() && self.shared.cancel.is_cancelled() {
+            let reason = self.shared.stop_reason().unwrap_or_else(|| "the run stopped".into());
+            self.stop(reason);
+        }
         let status = end.summary.status;
         self.ended[index] = Some(end.summary);
         if status == StepStatus::Succeeded {
@@ -566,33 +914,10 @@ fn new_run_id() -> String {
     format!("{}-{}-{salt:04x}", &digits[..8], &digits[8..14])
 }
 
-/// `.greenlight/runs/RUN_ID/` in the workspace; `.greenlight/` ignores itself, so runs never show
-/// up as changes to the repository (or to the `changed-files` gate).
+/// `.greenlight/runs/RUN_ID/` in the workspace, for the run's logs and artifacts (the store
+/// made `.greenlight/` ignore itself, so runs never show up as changes to the repository).
 fn create_run_dir(workspace: &Path, run_id: &str) -> anyhow::Result<PathBuf> {
-    let root = workspace.join(".greenlight");
-    let dir = root.join("runs").join(run_id);
+    let dir = workspace.join(".greenlight").join("runs").join(run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let ignore = root.join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "# greenlight's run records; never part of the repository\n*\n")
-            .with_context(|| format!("writing {}", ignore.display()))?;
-    }
     Ok(dir)
-}
-
-/// Passes events on, and appends each to the run's `events.jsonl` first (flushed, so a killed
-/// runner leaves a complete record up to its last event).
-struct Recorder {
-    events: Mutex<std::fs::File>,
-    inner: Arc<dyn Observer>,
-}
-
-impl Recorder {
-    fn event(&self, event: &Event) {
-        if let Ok(mut line) = serde_json::to_vec(event) {
-            line.push(b'\n');
-            let _ = self.events.lock().expect("not poisoned").write_all(&line);
-        }
-        self.inner.event(event);
-    }
 }

@@ -14,7 +14,7 @@ use super::guard;
 use super::render::{self, StepValues, Values};
 use super::repair;
 use super::run::Shared;
-use crate::native::logged::{self, LoggedSpec};
+use crate::native::logged::LoggedSpec;
 use crate::spec::template::{self, Reference};
 use crate::spec::{Action, Check, GateRef, Step};
 
@@ -46,9 +46,11 @@ pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
     let dir = shared.run_dir.join("steps").join(&step.name);
     let started = Instant::now();
     let repair = shared.workflow.repair_of(step);
-    let rounds = repair.map_or(0, |r| r.attempts);
-    let mut attempts = Attempts { next: 1, recheck_of: None };
-    let mut round = 0;
+    // A resumed run numbers on from its earlier sessions (and gets a fresh repair budget).
+    let (earlier_attempts, earlier_rounds) = shared.earlier(&step.name);
+    let rounds = earlier_rounds + repair.map_or(0, |r| r.attempts);
+    let mut attempts = Attempts { next: earlier_attempts + 1, recheck_of: None };
+    let mut round = earlier_rounds;
     let mut repair_usage: Option<Usage> = None;
     let mut since = None;
     loop {
@@ -73,7 +75,7 @@ pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
             checks: outcome.checks.clone(),
             output_tail: outcome.tail.clone(),
         };
-        let repaired = repair::round(shared, step, repair, round, &failure, &dir, &mut since).await;
+        let repaired = repair::round(shared, step, repair, (round, rounds), &failure, &dir, &mut since).await;
         repair_usage = add_usage(repair_usage, repaired.usage.clone());
         if matches!(repaired.status, StepStatus::NeedsHuman | StepStatus::Cancelled) {
             let outcome = Attempt { status: repaired.status, reason: repaired.reason, ..outcome };
@@ -174,7 +176,8 @@ async fn run_attempts(
             Start::Run(prepared) => (prepared.what(), Some(log.clone())),
             Start::Refused(_) => (describe(step), None),
         };
-        shared.emit(Event::StepStarted {
+        // Recorded as started before anything is spawned; not started if it cannot be recorded.
+        let recorded = shared.emit(Event::StepStarted {
             step: step.name.clone(),
             attempt,
             at: shared.millis(),
@@ -182,6 +185,10 @@ async fn run_attempts(
             log: started_log,
         });
         let outcome = match start {
+            _ if !recorded => {
+                let reason = shared.stop_reason().unwrap_or_else(|| "the run store refused it".into());
+                Attempt { status: StepStatus::Cancelled, ..Attempt::failed(what, reason, false) }
+            }
             Start::Recheck(original) => recheck(shared, step, values, original).await,
             Start::Run(prepared) => execute(shared, step, *prepared, values, &log).await,
             Start::Refused(reason) => Attempt::failed(what, reason, false),
@@ -520,7 +527,7 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 },
                 None => None,
             };
-            let ran = match logged::run_logged(&spec, &shared.cancel).await {
+            let ran = match shared.run_process(&step.name, "step", &spec).await {
                 Ok(ran) => ran,
                 Err(e) => {
                     return Attempt::failed(

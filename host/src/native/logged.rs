@@ -58,6 +58,16 @@ pub struct LoggedOutput {
 /// Run `spec` to the end, its deadline, or `cancel`. Errors only when the log file cannot be
 /// created or the process cannot be started.
 pub async fn run_logged(spec: &LoggedSpec, cancel: &CancellationToken) -> std::io::Result<LoggedOutput> {
+    run_logged_with(spec, cancel, |_| {}).await
+}
+
+/// [`run_logged`], telling `spawned` the child's pid (its process group's id) the moment it
+/// exists, before any of its output is read.
+pub async fn run_logged_with(
+    spec: &LoggedSpec,
+    cancel: &CancellationToken,
+    spawned: impl FnOnce(u32),
+) -> std::io::Result<LoggedOutput> {
     let mut log = tokio::fs::File::create(&spec.log).await?;
     let mut command = Command::new(&spec.program);
     command
@@ -72,6 +82,9 @@ pub async fn run_logged(spec: &LoggedSpec, cancel: &CancellationToken) -> std::i
         .kill_on_drop(true);
     let mut child = command.spawn()?;
     let group = ProcessGroup::of(&child);
+    if let Some(pid) = child.id() {
+        spawned(pid);
+    }
 
     if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // A child that never reads its stdin must not stall us: write from a task of its own,

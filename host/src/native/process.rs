@@ -152,9 +152,68 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// When process `pid` started, in clock ticks after boot (`/proc/PID/stat`, field 22): with the
+/// pid, it names one process for good, since pids are reused.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kill what is left of a process group an earlier greenlight started: `pgid` led by a process
+/// that started at `started` (ticks). When a different process now has that pid, nothing is
+/// signalled. When the leader is gone, its pid cannot have been reused while members of its
+/// group remain, so the group is killed. Returns whether anything was signalled.
+pub fn kill_leftover_group(pgid: i32, started: Option<u64>) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    match (start_ticks(pgid), started) {
+        (Some(now), Some(then)) if now != then => return false,
+        (Some(_), None) => return false,
+        _ => {}
+    }
+    killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok()
+}
+
+/// The process groups of the live processes whose environment holds `name=value`, from
+/// `/proc` (processes of other users cannot be read and are not found). The caller's own group
+/// is never among them. This finds what a dead runner started even when it died between
+/// spawning a process and recording its group.
+pub fn groups_with_env(name: &str, value: &str) -> Vec<i32> {
+    let needle = format!("{name}={value}");
+    let own = nix::unistd::getpgrp().as_raw();
+    let mut groups = std::collections::BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if !environ.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+            continue;
+        }
+        if let Some(pgid) = process_group_of(pid).filter(|&g| g > 1 && g != own) {
+            groups.insert(pgid);
+        }
+    }
+    groups.into_iter().collect()
+}
+
+/// `/proc/PID/stat`, field 5.
+fn process_group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(2)?.parse().ok()
+}
+
+/// SIGKILL a process group found live just now (by [`groups_with_env`]).
+pub fn kill_group(pgid: i32) -> bool {
+    pgid > 1 && killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     fn sh(script: &str) -> ProcessSpec {
         ProcessSpec {
@@ -207,6 +266,40 @@ mod tests {
         assert!(out.timed_out);
         std::thread::sleep(Duration::from_millis(1500));
         assert!(!marker.exists(), "a grandchild survived the timeout");
+    }
+
+    #[test]
+    fn a_leftover_group_is_killed_only_when_it_is_the_same_process() {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        let started = start_ticks(pgid).expect("a live process has a start time");
+        assert!(!kill_leftover_group(pgid, Some(started + 1)), "another process's pid was signalled");
+        assert!(child.try_wait().unwrap().is_none());
+        assert!(kill_leftover_group(pgid, Some(started)));
+        let status = child.wait().unwrap();
+        assert!(status.code().is_none(), "killed by a signal");
+    }
+
+    #[test]
+    fn groups_are_found_by_a_variable_in_their_environment() {
+        let marker =
+            format!("{}-{}", std::process::id(), start_ticks(std::process::id() as i32).unwrap_or(0));
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & wait"])
+            .env("GREENLIGHT_TEST_MARK", &marker)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        let found = groups_with_env("GREENLIGHT_TEST_MARK", &marker);
+        assert_eq!(found, vec![pgid]);
+        assert!(groups_with_env("GREENLIGHT_TEST_MARK", "another run").is_empty());
+        assert!(kill_group(pgid));
+        assert!(child.wait().unwrap().code().is_none());
     }
 
     #[tokio::test]

@@ -228,6 +228,14 @@ impl View {
                     text::line(&run_dir.display().to_string())
                 ))]
             }
+            Event::StepKept { step, from_run, .. } => {
+                self.done += 1;
+                let from = match from_run {
+                    Some(run) => format!("reused from run {}", text::line(run)),
+                    None => "kept: succeeded earlier in this run".to_string(),
+                };
+                vec![format!("{} {}  {}", paint.green("✓"), text::line(step), paint.dim(&from))]
+            }
             Event::StepStarted { step, attempt, what, log, .. } => {
                 let mut label = text::line(step).into_owned();
                 if *attempt > 1 {
@@ -437,6 +445,7 @@ mod tests {
             steps: (0..steps).map(|i| format!("step-{i}")).collect(),
             max_concurrency: 250,
             started_at: 0,
+            session: 1,
         }
     }
 

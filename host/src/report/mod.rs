@@ -57,7 +57,7 @@ fn count(n: usize, noun: &str) -> String {
 }
 
 /// `0.52s`, `12.3s`, `2m05s`, `1h02m`.
-fn duration(ms: Millis) -> String {
+pub fn duration(ms: Millis) -> String {
     match ms {
         0..10_000 => format!("{:.2}s", ms as f64 / 1000.0),
         10_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),

@@ -73,6 +73,13 @@ impl<W> State<W> {
                     text::line(&run_dir.display().to_string()),
                 )]
             }
+            Event::StepKept { step, at, from_run, .. } => {
+                let from = match from_run {
+                    Some(run) => format!("reused from run {}", text::line(run)),
+                    None => "succeeded in an earlier session of this run".to_string(),
+                };
+                vec![format!("{} kept    {}  {from}", stamp(*at), text::line(step))]
+            }
             Event::StepStarted { step, attempt, at, what, log } => {
                 match log {
                     Some(log) => self.logs.insert(step.clone(), log.clone()),

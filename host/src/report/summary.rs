@@ -127,6 +127,7 @@ pub(crate) fn render(
     out += &match status {
         RunStatus::Succeeded => paint.green(&verdict),
         RunStatus::Failed | RunStatus::Blocked | RunStatus::NeedsHuman => paint.red(&verdict),
+        RunStatus::Cancelled | RunStatus::Interrupted => paint.yellow(&verdict),
     };
     out.push('\n');
     out
@@ -146,6 +147,8 @@ fn verdict(steps: &[StepSummary], status: RunStatus, duration_ms: Millis) -> Str
         RunStatus::Failed => "failed",
         RunStatus::Blocked => "blocked (nothing committed)",
         RunStatus::NeedsHuman => "needs a person",
+        RunStatus::Cancelled => "cancelled",
+        RunStatus::Interrupted => "interrupted",
     };
     let statuses = [
         StepStatus::Succeeded,

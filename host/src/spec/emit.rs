@@ -51,6 +51,25 @@ pub fn to_yaml(workflow: &Workflow) -> String {
     out
 }
 
+/// One step as the native format writes it (no location): equal texts mean equal definitions.
+pub fn step_yaml(step: &Step) -> String {
+    let mut out = String::new();
+    write_step(&mut out, step);
+    out
+}
+
+/// One agent's definition as the native format writes it.
+pub fn agent_yaml(agent: &Agent) -> String {
+    let mut out = String::new();
+    write_agent(&mut out, agent);
+    out
+}
+
+/// A repair loop as the native format writes it.
+pub fn repair_yaml(repair: &Repair) -> String {
+    repair_loop(repair)
+}
+
 fn write_agent(out: &mut String, agent: &Agent) {
     const INDENT: usize = 4;
     let pad = " ".repeat(INDENT);

@@ -45,7 +45,7 @@ pub use model::{
     Action, Agent, AgentCli, AgentKind, Check, Commit, GateGrants, GateRef, Location, OnFailure, Repair,
     RepairSetting, Step, Workflow,
 };
-pub use parse::{load, load_selected, parse};
+pub use parse::{load, load_selected, parse, parse_selected};
 pub use validate::check_builtin_gates;
 
 #[cfg(test)]

@@ -35,15 +35,28 @@ pub fn load_selected(path: &Path, workflow: Option<&str>) -> Result<Workflow, Sp
         errors: vec![SpecError { file: file.clone(), location: None, message }],
     };
     match std::fs::read_to_string(path) {
-        Ok(text) if relay::looks_like_relay(&text) => relay::parse_selected(&text, &file, workflow),
-        Ok(text) => match workflow {
-            None => parse(&text, &file),
-            Some(name) => Err(whole_file(format!(
-                "workflow `{name}` was asked for, but this is a greenlight workflow file, which holds one \
-                 workflow: name none (choosing a workflow is for agent-relay files with several)"
-            ))),
-        },
+        Ok(text) => parse_selected(&text, &file, workflow),
         Err(error) => Err(whole_file(format!("cannot read the workflow file: {error}"))),
+    }
+}
+
+/// [`load_selected`] for a file's text already read: greenlight YAML or a relay file.
+pub fn parse_selected(text: &str, file: &str, workflow: Option<&str>) -> Result<Workflow, SpecErrors> {
+    if relay::looks_like_relay(text) {
+        return relay::parse_selected(text, file, workflow);
+    }
+    match workflow {
+        None => parse(text, file),
+        Some(name) => Err(SpecErrors {
+            errors: vec![SpecError {
+                file: file.to_string(),
+                location: None,
+                message: format!(
+                    "workflow `{name}` was asked for, but this is a greenlight workflow file, which holds one \
+                     workflow: name none (choosing a workflow is for agent-relay files with several)"
+                ),
+            }],
+        }),
     }
 }
 
