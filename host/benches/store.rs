@@ -6,10 +6,10 @@
 //!    (`greenlight::store::Store`) in a temp dir on the real disk (the file system is printed; a
 //!    tmpfs would make the figure meaningless). A simulated run does what the engine does:
 //!    `create_run` with 1,000 steps, the `run_started` event, then for each step
-//!    `attempt_started`, `process_started`, `process_ended`, `attempt_finished`, `step_ended`
-//!    (the last step fails), `run_finished`; then a resume of it, as `engine::run::begin` and
-//!    `keep` do: `leftover_processes`, `begin_session`, `steps`, one `step_kept` event per kept step
-//!    and the last step again. Event bodies are the engine's own `Event`s serialized (a few
+//!    `attempt_started`, `process_started`, `attempt_finished` (which also marks the step's
+//!    process group ended), `step_ended` (the last step fails), `run_finished`; then a resume of
+//!    it, as `engine::run::begin` and `keep` do: `leftover_processes`, `begin_session`, `steps`,
+//!    the 999 `step_kept` events in one transaction (`append_events`) and the last step again. Event bodies are the engine's own `Event`s serialized (a few
 //!    hundred bytes, with the checks' JSON). Every call is timed on its own with `Instant`; a
 //!    call is one transaction, so one state change. Four cases: one writer (one `Store`, as one
 //!    runner) and two writers at once (two threads, two `Store`s on one file: two runners in one
@@ -98,8 +98,8 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "   per writer: {sim_runs} simulated runs after 1 warm-up run, each: create_run with {STEPS} steps, \
-         run_started, {STEPS} steps x 5 writes (the last step fails), run_finished; then a resume of it: \
-         leftover_processes, begin_session, steps, run_started, {} step_kept events, the last step's 5 writes, \
+         run_started, {STEPS} steps x 4 writes (the last step fails), run_finished; then a resume of it: \
+         leftover_processes, begin_session, steps, run_started, {} step_kept events in one transaction, the last step's 4 writes, \
          run_finished",
         STEPS - 1
     );
@@ -276,7 +276,6 @@ fn main() -> anyhow::Result<()> {
 enum Call {
     AttemptStarted,
     ProcessStarted,
-    ProcessEnded,
     AttemptFinished,
     StepEnded,
     StepKept,
@@ -289,10 +288,9 @@ enum Call {
 }
 
 impl Call {
-    const ALL: [Call; 12] = [
+    const ALL: [Call; 11] = [
         Call::AttemptStarted,
         Call::ProcessStarted,
-        Call::ProcessEnded,
         Call::AttemptFinished,
         Call::StepEnded,
         Call::StepKept,
@@ -308,10 +306,9 @@ impl Call {
         match self {
             Call::AttemptStarted => "attempt_started (+ step_started event)".into(),
             Call::ProcessStarted => "process_started".into(),
-            Call::ProcessEnded => "process_ended".into(),
             Call::AttemptFinished => "attempt_finished (+ step_finished event)".into(),
             Call::StepEnded => "step_ended (with output)".into(),
-            Call::StepKept => "event (step_kept, resume)".into(),
+            Call::StepKept => format!("append_events ({} step_kept, resume)", STEPS - 1),
             Call::CreateRun => format!("create_run ({STEPS} steps + definition)"),
             Call::RunStarted => format!("event (run_started, {STEPS} names)"),
             Call::RunFinished => format!("run_finished (summary of {STEPS} steps)"),
@@ -323,15 +320,7 @@ impl Call {
 
     /// Written once for each step (or kept step): what the ≤ 1 ms target is about.
     fn per_step(self) -> bool {
-        matches!(
-            self,
-            Call::AttemptStarted
-                | Call::ProcessStarted
-                | Call::ProcessEnded
-                | Call::AttemptFinished
-                | Call::StepEnded
-                | Call::StepKept
-        )
+        matches!(self, Call::AttemptStarted | Call::ProcessStarted | Call::AttemptFinished | Call::StepEnded)
     }
 }
 
@@ -515,11 +504,17 @@ fn simulate(
     ensure!(rows.len() == STEPS, "{} step rows", rows.len());
     let body = json(&started(session));
     timed(timings, Call::RunStarted, body.len(), || store.event(run, session, record("run_started", &body)))?;
-    for (i, name) in names.iter().take(STEPS - 1).enumerate() {
-        let kept = Event::StepKept { step: name.clone(), at: i as u64 / 100, from_run: None, attempts: 1 };
-        let body = json(&kept);
-        timed(timings, Call::StepKept, body.len(), || store.event(run, session, record("step_kept", &body)))?;
-    }
+    let bodies: Vec<String> = names
+        .iter()
+        .take(STEPS - 1)
+        .enumerate()
+        .map(|(i, name)| {
+            json(&Event::StepKept { step: name.clone(), at: i as u64 / 100, from_run: None, attempts: 1 })
+        })
+        .collect();
+    let records: Vec<EventRecord> = bodies.iter().map(|body| record("step_kept", body)).collect();
+    let size = bodies.iter().map(String::len).sum();
+    timed(timings, Call::StepKept, size, || store.append_events(run, session, &records))?;
     let last = &names[STEPS - 1];
     let again = step(store, run, session, last, &run_dir, false, STEPS as i32, timings)?;
     if let Some(pace) = pace.as_mut() {
@@ -570,10 +565,9 @@ fn step(
             record("step_started", &body),
         )
     })?;
-    let id = timed(timings, Call::ProcessStarted, 0, || {
+    timed(timings, Call::ProcessStarted, 0, || {
         store.process_started(run, name, &what, 400_000 + n, Some(123_456_789 + n as u64))
     })?;
-    timed(timings, Call::ProcessEnded, 0, || store.process_ended(id))?;
 
     let (status, exit_code, reason, checks, tail) = if fails {
         (
@@ -885,7 +879,7 @@ fn print_table(timings: &[Timing]) {
         line(&call.label(), timings.iter().filter(|t| t.0 == *call).collect(), false);
     }
     line(
-        "ALL PER-STEP STATE CHANGES (the 6 above)",
+        "ALL PER-STEP STATE CHANGES (the 4 above)",
         timings.iter().filter(|t| t.0.per_step()).collect(),
         true,
     );

@@ -50,6 +50,7 @@ impl Recorder {
                 };
                 self.store.attempt_finished(run, session, step, *attempt, &ended, at(*t), record)
             }
+            Event::RepairFinished { step, .. } => self.store.repair_finished(run, session, step, record),
             Event::RepairStarted { step, round, .. } => {
                 self.store.repair_started(run, session, step, *round, record)
             }
@@ -74,6 +75,18 @@ impl Recorder {
         };
         result.map_err(|e| e.to_string())?;
         self.observer.event(event);
+        Ok(())
+    }
+
+    /// Events that together make one state change, in one transaction; each is shown once all
+    /// are recorded.
+    pub fn events(&self, events: &[Event]) -> Result<(), String> {
+        let bodies: Vec<String> =
+            events.iter().map(serde_json::to_string).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let records: Vec<EventRecord> =
+            events.iter().zip(&bodies).map(|(e, body)| EventRecord { kind: kind(e), body }).collect();
+        self.store.append_events(&self.run_id, self.session, &records).map_err(|e| e.to_string())?;
+        events.iter().for_each(|event| self.observer.event(event));
         Ok(())
     }
 
@@ -102,14 +115,12 @@ impl Recorder {
             .map_err(|e| e.to_string())
     }
 
-    /// A process group was started for `step`; `Some(id)` to close its record with.
-    pub fn process_started(&self, step: &str, what: &str, pid: u32) -> Option<i64> {
+    /// A process group was started for `step` (it is recorded as ended with the attempt or
+    /// repair round that started it). A failure is not fatal: `resume` and `cancel` also find
+    /// leftovers by the run id in their environment.
+    pub fn process_started(&self, step: &str, what: &str, pid: u32) {
         let ticks = crate::native::process::start_ticks(pid as i32);
-        self.store.process_started(&self.run_id, step, what, pid as i32, ticks).ok()
-    }
-
-    pub fn process_ended(&self, id: i64) {
-        let _ = self.store.process_ended(id);
+        let _ = self.store.process_started(&self.run_id, step, what, pid as i32, ticks);
     }
 }
 

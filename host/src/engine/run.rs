@@ -13,7 +13,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -166,18 +165,8 @@ impl Shared {
         what: &str,
         spec: &LoggedSpec,
     ) -> std::io::Result<LoggedOutput> {
-        let record = AtomicI64::new(0);
-        let ran = logged::run_logged_with(spec, &self.cancel, |pid| {
-            if let Some(id) = self.recorder.process_started(step, what, pid) {
-                record.store(id, Ordering::Relaxed);
-            }
-        })
-        .await;
-        match record.load(Ordering::Relaxed) {
-            0 => {}
-            id => self.recorder.process_ended(id),
-        }
-        ran
+        logged::run_logged_with(spec, &self.cancel, |pid| self.recorder.process_started(step, what, pid))
+            .await
     }
 
     /// How many attempts and repair rounds `step` had in earlier sessions of this run.
@@ -491,6 +480,7 @@ fn keep(shared: &Shared, begun: &Begun) -> anyhow::Result<Vec<(usize, StepSummar
         }
     };
     let mut kept = Vec::new();
+    let mut events = Vec::new();
     for row in rows {
         let Some(index) = shared.workflow.steps.iter().position(|s| s.name == row.name) else { continue };
         let summary = StepSummary {
@@ -510,16 +500,16 @@ fn keep(shared: &Shared, begun: &Begun) -> anyhow::Result<Vec<(usize, StepSummar
                 .step_ended(&summary, Some(&values), from_run.as_deref(), shared.millis())
                 .map_err(anyhow::Error::msg)?;
         }
-        if !shared.emit(Event::StepKept {
+        events.push(Event::StepKept {
             step: row.name.clone(),
             at: shared.millis(),
             from_run: from_run.clone(),
             attempts: row.attempts,
-        }) {
-            bail!("{}", shared.stop_reason().unwrap_or_default());
-        }
+        });
         kept.push((index, summary, values));
     }
+    // What the session keeps is one state change: one transaction, however many steps.
+    shared.recorder.events(&events).map_err(anyhow::Error::msg)?;
     Ok(kept)
 }
 

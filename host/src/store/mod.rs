@@ -246,6 +246,8 @@ impl Store {
         }
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| classify(&path, e))?;
+        // Every write is one of a few statements: parse each once per connection.
+        conn.set_prepared_statement_cache_capacity(64);
         let store = Store { conn: Mutex::new(conn), path };
         store.prepare()?;
         Ok(store)
@@ -317,27 +319,27 @@ impl Store {
     /// Record a new run and its steps (all pending). Fails if the id is taken.
     pub fn create_run(&self, run: &NewRun, steps: &[StepDefinition], pid: u32) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO runs (id, name, file, file_path, selected, definition, definition_hash, vars,
                      max_concurrency, workspace, run_dir, status, started_at, runner_pid, reused_from)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'running', ?12, ?13, ?14)",
-                params![
-                    run.id,
-                    run.name,
-                    run.file,
-                    path_text(&run.file_path),
-                    run.selected,
-                    run.definition,
-                    run.definition_hash,
-                    run.vars,
-                    run.max_concurrency,
-                    path_text(&run.workspace),
-                    path_text(&run.run_dir),
-                    run.started_at as i64,
-                    pid,
-                    run.reused_from,
-                ],
-            )?;
+            )?
+            .execute(params![
+                run.id,
+                run.name,
+                run.file,
+                path_text(&run.file_path),
+                run.selected,
+                run.definition,
+                run.definition_hash,
+                run.vars,
+                run.max_concurrency,
+                path_text(&run.workspace),
+                path_text(&run.run_dir),
+                run.started_at as i64,
+                pid,
+                run.reused_from,
+            ])?;
             upsert_steps(tx, &run.id, steps)
         })
     }
@@ -354,30 +356,22 @@ impl Store {
         definition: Option<(&str, &str, &[StepDefinition])>,
     ) -> Result<u32> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE runs SET status = 'running', reason = NULL, finished_at = NULL, sessions = sessions + 1,
                      runner_pid = ?2, cancel_requested = 0, commit_sha = NULL, blocked_artifact = NULL
-                 WHERE id = ?1",
-                params![run_id, pid],
-            )?;
-            tx.execute(
+                 WHERE id = ?1")?.execute(params![run_id, pid])?;
+            tx.prepare_cached(
                 "UPDATE attempts SET status = 'lost', reason = 'the runner stopped while it ran'
-                 WHERE run_id = ?1 AND status = 'running'",
-                params![run_id],
-            )?;
+                 WHERE run_id = ?1 AND status = 'running'")?.execute(params![run_id])?;
             if let Some((text, hash, steps)) = definition {
-                tx.execute(
-                    "UPDATE runs SET definition = ?2, definition_hash = ?3 WHERE id = ?1",
-                    params![run_id, text, hash],
-                )?;
+                tx.prepare_cached(
+                    "UPDATE runs SET definition = ?2, definition_hash = ?3 WHERE id = ?1")?.execute(params![run_id, text, hash])?;
                 // Steps the new definition still has get their position back from the upsert
                 // (keeping their status when unchanged); those left at -1 were removed.
-                tx.execute("UPDATE steps SET position = -1 WHERE run_id = ?1", params![run_id])?;
+                tx.prepare_cached("UPDATE steps SET position = -1 WHERE run_id = ?1")?.execute(params![run_id])?;
                 upsert_steps(tx, run_id, steps)?;
-                tx.execute(
-                    "UPDATE steps SET status = 'removed' WHERE run_id = ?1 AND position < 0",
-                    params![run_id],
-                )?;
+                tx.prepare_cached(
+                    "UPDATE steps SET status = 'removed' WHERE run_id = ?1 AND position < 0")?.execute(params![run_id])?;
             }
             tx.query_row("SELECT sessions FROM runs WHERE id = ?1", params![run_id], |r| r.get(0))
         })
@@ -386,6 +380,11 @@ impl Store {
     /// Append an event that changes nothing else.
     pub fn event(&self, run_id: &str, session: u32, event: EventRecord) -> Result<()> {
         self.write(|tx| insert_event(tx, run_id, session, event))
+    }
+
+    /// Append events that together make one state change (the steps a resumed session keeps).
+    pub fn append_events(&self, run_id: &str, session: u32, events: &[EventRecord]) -> Result<()> {
+        self.write(|tx| events.iter().try_for_each(|event| insert_event(tx, run_id, session, *event)))
     }
 
     /// An attempt is about to start (nothing has been spawned yet).
@@ -402,17 +401,13 @@ impl Store {
         event: EventRecord,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO attempts (run_id, step, attempt, session, what, log, started_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')",
-                params![run_id, step, attempt, session, what, log.map(path_text), at as i64],
-            )?;
-            tx.execute(
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')")?.execute(params![run_id, step, attempt, session, what, log.map(path_text), at as i64])?;
+            tx.prepare_cached(
                 "UPDATE steps SET status = 'running', attempts = max(attempts, ?3),
                      started_at = coalesce(started_at, ?4), finished_at = NULL
-                 WHERE run_id = ?1 AND name = ?2",
-                params![run_id, step, attempt, at as i64],
-            )?;
+                 WHERE run_id = ?1 AND name = ?2")?.execute(params![run_id, step, attempt, at as i64])?;
             insert_event(tx, run_id, session, event)
         })
     }
@@ -429,22 +424,31 @@ impl Store {
         event: EventRecord,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE attempts SET status = ?4, exit_code = ?5, reason = ?6, checks = ?7, duration_ms = ?8,
                      finished_at = ?9
                  WHERE run_id = ?1 AND step = ?2 AND attempt = ?3",
-                params![
-                    run_id,
-                    step,
-                    attempt,
-                    ended.status,
-                    ended.exit_code,
-                    ended.reason,
-                    ended.checks,
-                    ended.duration_ms as i64,
-                    at as i64
-                ],
-            )?;
+            )?
+            .execute(params![
+                run_id,
+                step,
+                attempt,
+                ended.status,
+                ended.exit_code,
+                ended.reason,
+                ended.checks,
+                ended.duration_ms as i64,
+                at as i64
+            ])?;
+            processes_done(tx, run_id, step)?;
+            insert_event(tx, run_id, session, event)
+        })
+    }
+
+    /// A repair round on `step` ended: its process group is done, like an attempt's.
+    pub fn repair_finished(&self, run_id: &str, session: u32, step: &str, event: EventRecord) -> Result<()> {
+        self.write(|tx| {
+            processes_done(tx, run_id, step)?;
             insert_event(tx, run_id, session, event)
         })
     }
@@ -459,10 +463,8 @@ impl Store {
         event: EventRecord,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE steps SET repairs = max(repairs, ?3) WHERE run_id = ?1 AND name = ?2",
-                params![run_id, step, round],
-            )?;
+            tx.prepare_cached("UPDATE steps SET repairs = max(repairs, ?3) WHERE run_id = ?1 AND name = ?2")?
+                .execute(params![run_id, step, round])?;
             insert_event(tx, run_id, session, event)
         })
     }
@@ -478,12 +480,11 @@ impl Store {
         event: Option<EventRecord>,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE steps SET status = ?3, attempts = max(attempts, ?4), duration_ms = ?5, exit_code = ?6,
                      reason = ?7, output = ?8, log = coalesce(?9, log), usage = ?10, reused_from = ?11,
                      finished_at = ?12
-                 WHERE run_id = ?1 AND name = ?2",
-                params![
+                 WHERE run_id = ?1 AND name = ?2")?.execute(params![
                     run_id,
                     step,
                     ended.status,
@@ -496,8 +497,7 @@ impl Store {
                     ended.usage,
                     ended.reused_from,
                     at as i64
-                ],
-            )?;
+                ])?;
             match event {
                 Some(event) => insert_event(tx, run_id, session, event),
                 None => Ok(()),
@@ -514,18 +514,16 @@ impl Store {
         event: EventRecord,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE runs SET status = ?2, reason = ?3, commit_sha = ?4, blocked_artifact = ?5, finished_at = ?6
-                 WHERE id = ?1",
-                params![
+                 WHERE id = ?1")?.execute(params![
                     run_id,
                     ended.status,
                     ended.reason,
                     ended.commit,
                     ended.blocked_artifact.as_deref().map(path_text),
                     at as i64
-                ],
-            )?;
+                ])?;
             insert_event(tx, run_id, session, event)
         })
     }
@@ -534,24 +532,19 @@ impl Store {
     /// running steps and attempts are marked the same way.
     pub fn close_abandoned(&self, run_id: &str, status: &str, reason: &str, at: u64) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE runs SET status = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run_id, status, reason, at as i64],
-            )?;
-            tx.execute(
+            tx.prepare_cached(
+                "UPDATE runs SET status = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1")?.execute(params![run_id, status, reason, at as i64])?;
+            tx.prepare_cached(
                 "UPDATE attempts SET status = 'lost', reason = 'the runner stopped while it ran'
-                 WHERE run_id = ?1 AND status = 'running'",
-                params![run_id],
-            )?;
-            tx.execute(
-                "UPDATE steps SET status = ?2, reason = ?3 WHERE run_id = ?1 AND status IN ('running', 'pending')",
-                params![run_id, status, reason],
-            )?;
+                 WHERE run_id = ?1 AND status = 'running'")?.execute(params![run_id])?;
+            tx.prepare_cached(
+                "UPDATE steps SET status = ?2, reason = ?3 WHERE run_id = ?1 AND status IN ('running', 'pending')")?.execute(params![run_id, status, reason])?;
             Ok(())
         })
     }
 
-    /// A process group was started for `step`; returns its record's id for [`Self::process_ended`].
+    /// A process group was started for `step`; it counts as ended once the attempt or repair round
+    /// that started it is recorded as finished (or [`Self::process_ended`] says so).
     pub fn process_started(
         &self,
         run_id: &str,
@@ -561,16 +554,18 @@ impl Store {
         start_ticks: Option<u64>,
     ) -> Result<i64> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO processes (run_id, step, what, pgid, start_ticks) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, step, what, pgid, start_ticks.map(|t| t as i64)],
-            )?;
+            )?
+            .execute(params![run_id, step, what, pgid, start_ticks.map(|t| t as i64)])?;
             Ok(tx.last_insert_rowid())
         })
     }
 
     pub fn process_ended(&self, id: i64) -> Result<()> {
-        self.write(|tx| tx.execute("UPDATE processes SET ended = 1 WHERE id = ?1", params![id]).map(drop))
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE processes SET ended = 1 WHERE id = ?1")?.execute(params![id]).map(drop)
+        })
     }
 
     /// Process groups of `run_id` not seen to end (its runner died while they ran).
@@ -596,7 +591,9 @@ impl Store {
     /// Ask the runner of `run_id` to cancel it (it checks several times a second).
     pub fn request_cancel(&self, run_id: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?1", params![run_id]).map(drop)
+            tx.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?
+                .execute(params![run_id])
+                .map(drop)
         })
     }
 
@@ -781,12 +778,18 @@ fn upsert_steps(tx: &Transaction, run_id: &str, steps: &[StepDefinition]) -> rus
     Ok(())
 }
 
+/// `step`'s process groups have ended (recorded with the attempt or repair round that ran them,
+/// which saves a transaction per step).
+fn processes_done(tx: &Transaction, run_id: &str, step: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE processes SET ended = 1 WHERE run_id = ?1 AND step = ?2 AND ended = 0")?
+        .execute(params![run_id, step])
+        .map(drop)
+}
+
 fn insert_event(tx: &Transaction, run_id: &str, session: u32, event: EventRecord) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO events (run_id, session, kind, body) VALUES (?1, ?2, ?3, ?4)",
-        params![run_id, session, event.kind, event.body],
-    )
-    .map(drop)
+    tx.prepare_cached("INSERT INTO events (run_id, session, kind, body) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![run_id, session, event.kind, event.body])
+        .map(drop)
 }
 
 /// A path as one shell word, for commands in messages that people paste.
