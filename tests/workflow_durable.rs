@@ -859,3 +859,62 @@ fn show_json_has_steps_attempts_logs_and_verdicts() {
     assert_eq!(blocked["attempts"], 0);
     assert!(blocked["attempt_list"].as_array().unwrap().is_empty());
 }
+
+/// The one side effect that must not happen twice: a commit. The runner is killed by the
+/// repository's post-commit hook — after git made the commit, before the run recorded it. The
+/// resumed commit step finds that commit (on the recorded parent, with its message) and records
+/// it, instead of committing again or calling the run blocked for lack of changes.
+#[test]
+fn a_commit_made_just_before_the_runner_died_is_found_not_made_twice() {
+    let w = Workspace::new(
+        "version: 1\nsteps:\n\
+         - { name: change, run: 'sleep 0.3; echo new > feature.txt' }\n\
+         - name: commit\n  needs: [change]\n  commit: { message: 'add the feature', paths: [feature.txt], requires: [change] }\n",
+    );
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(&w.ws).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.email", "test@example.com"]);
+    git(&["config", "user.name", "greenlight tests"]);
+    git(&["config", "commit.gpgsign", "false"]);
+    w.touch("README");
+    git(&["add", "README"]);
+    git(&["commit", "-q", "-m", "initial"]);
+    let base = git(&["rev-parse", "HEAD"]);
+    // The hook kills the runner named in `runner.pid` (once).
+    let pid_file = w.dir.path().join("runner.pid");
+    let hook = w.ws.join(".git/hooks/post-commit");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nif [ -f '{0}' ]; then pid=$(cat '{0}'); rm '{0}'; kill -9 \"$pid\"; fi\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).unwrap();
+
+    let mut runner = w.start(&["run"], "runner");
+    std::fs::write(&pid_file, runner.id().to_string()).unwrap();
+    let status = runner.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "the hook killed the runner");
+    assert!(!pid_file.exists(), "the hook ran");
+    let made = git(&["rev-parse", "HEAD"]);
+    assert_ne!(made, base, "git committed before the runner died");
+    let run = w.only_run();
+    assert_eq!(statuses(&w.show(&run))["commit"], "running", "the run never recorded the commit");
+
+    let resumed = w.gl(&["resume", &run]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.describe());
+    assert_eq!(git(&["rev-parse", "HEAD"]), made, "no second commit");
+    assert_eq!(git(&["rev-list", "--count", "HEAD"]), "2");
+    let shown = w.show(&run);
+    assert_eq!(shown["status"], "succeeded");
+    assert_eq!(shown["commit"], made.as_str());
+    assert!(!w.ws.join(".greenlight/runs").join(&run).join("BLOCKED_NO_COMMIT.md").exists());
+}

@@ -74,7 +74,7 @@ pub async fn run(
     } else if let Some(reason) = stopped {
         Err(Blocked { reason: format!("the run stopped before the commit: {reason}"), red, git: None })
     } else {
-        try_commit(shared, step, commit, &values).await
+        try_commit(shared, step, commit, &values, &events).await
     };
 
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -132,6 +132,7 @@ async fn try_commit(
     step: &Step,
     commit: &Commit,
     values: &Values,
+    events: &[Value],
 ) -> Result<Committed, Blocked> {
     let blocked = |reason: String, git: Option<String>| Blocked { reason, red: Vec::new(), git };
     let message = template::parse(&commit.message)
@@ -144,6 +145,27 @@ async fn try_commit(
             None,
         ));
     };
+    // An earlier session of this run may have committed and died before recording it.
+    if let Some((parent, message)) = unfinished_commit(events, &step.name) {
+        let found = repo.clone();
+        let adopted =
+            tokio::task::spawn_blocking(move || found.commit_made_on(parent.as_deref(), &message)).await;
+        if let Ok(Ok(Some(committed))) = adopted {
+            return Ok(committed);
+        }
+    }
+    let parent = {
+        let repo = repo.clone();
+        tokio::task::spawn_blocking(move || repo.head()).await.ok().and_then(Result::ok).flatten()
+    };
+    if !shared.emit(Event::CommitPrepared {
+        step: step.name.clone(),
+        at: shared.millis(),
+        parent,
+        message: message.clone(),
+    }) {
+        return Err(blocked("the run store could not record the commit before making it".into(), None));
+    }
     // A hook that hangs is killed at the step's `timeout` (10 minutes by default).
     let repo = repo.with_hook_deadline(step.timeout.unwrap_or(HOOK_DEADLINE));
     let (paths, hooks) = (commit.paths.clone(), commit.hooks);
@@ -192,6 +214,19 @@ fn summary(step: &Step, status: StepStatus, reason: Option<String>, duration_ms:
         usage: None,
         log: None,
     }
+}
+
+/// The last commit `step` prepared in this run without recording how it ended (its runner
+/// died in between): the parent and message it was made with.
+fn unfinished_commit(events: &[Value], step: &str) -> Option<(Option<String>, String)> {
+    let last = events.iter().rev().find(|e| {
+        e["step"].as_str() == Some(step)
+            && matches!(e["event"].as_str(), Some("commit_prepared" | "committed" | "blocked"))
+    })?;
+    if last["event"] != "commit_prepared" {
+        return None;
+    }
+    Some((last["parent"].as_str().map(str::to_string), last["message"].as_str()?.to_string()))
 }
 
 /// Each step's status as the run store holds it, and the run it was reused from (if it was).

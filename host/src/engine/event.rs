@@ -101,6 +101,15 @@ pub enum Event {
         during: String,
         files: Vec<ProtectedChange>,
     },
+    /// A commit step is about to run `git commit` on top of `parent`: if the runner dies before
+    /// `committed` is recorded, a resume finds the commit instead of making another.
+    CommitPrepared {
+        step: String,
+        at: Millis,
+        /// HEAD before the commit (none in a repository without commits).
+        parent: Option<String>,
+        message: String,
+    },
     /// A commit step committed.
     Committed {
         step: String,

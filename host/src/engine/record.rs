@@ -134,6 +134,7 @@ fn kind(event: &Event) -> &'static str {
         Event::RepairStarted { .. } => "repair_started",
         Event::RepairFinished { .. } => "repair_finished",
         Event::ProtectedReverted { .. } => "protected_reverted",
+        Event::CommitPrepared { .. } => "commit_prepared",
         Event::Committed { .. } => "committed",
         Event::Blocked { .. } => "blocked",
         Event::StepSkipped { .. } => "step_skipped",

@@ -341,6 +341,8 @@ impl View {
                 text::line(step),
                 super::protected_list(files)
             ))],
+            // The commit's outcome follows; the record needs this, a person does not.
+            Event::CommitPrepared { .. } => Vec::new(),
             Event::Committed { step, commit, files, .. } => {
                 self.notes.observe(event);
                 vec![format!(

@@ -53,7 +53,11 @@ impl<W: Write + Send> Plain<W> {
 impl<W: Write + Send> Observer for Plain<W> {
     fn event(&self, event: &Event) {
         let mut state = lock(&self.state);
-        let mut text = state.lines(event).join("\n");
+        let lines = state.lines(event);
+        if lines.is_empty() {
+            return;
+        }
+        let mut text = lines.join("\n");
         text.push('\n');
         // A closed stderr must not stop the run: write errors are dropped.
         let _ = state.out.write_all(text.as_bytes()).and_then(|()| state.out.flush());
@@ -167,6 +171,8 @@ impl<W> State<W> {
                 text::line(step),
                 super::protected_list(files)
             )],
+            // The commit's outcome follows; the record needs this, a person does not.
+            Event::CommitPrepared { .. } => Vec::new(),
             Event::Committed { step, at, commit, files, .. } => {
                 self.notes.observe(event);
                 vec![format!(

@@ -271,6 +271,39 @@ impl Repo {
             return Err(CommitError::Git { command, output });
         }
 
+        Ok(self.head_commit()?)
+    }
+
+    /// The current HEAD commit, or `None` in a repository without commits.
+    pub fn head(&self) -> anyhow::Result<Option<String>> {
+        let out = self.git.cmd(["rev-parse", "--verify", "-q", "HEAD"]).run()?;
+        Ok(out.status.success().then(|| String::from_utf8_lossy(out.stdout.trim_ascii()).into_owned()))
+    }
+
+    /// HEAD as a [`Committed`], when it is the commit of `message` made right on top of `parent`
+    /// (`None`: the repository had no commit): how a commit step that was cut off after git
+    /// committed, but before the run recorded it, finds its commit instead of making another.
+    pub fn commit_made_on(&self, parent: Option<&str>, message: &str) -> anyhow::Result<Option<Committed>> {
+        let Some(head) = self.head()? else { return Ok(None) };
+        let parents = self.git.cmd(["rev-list", "--parents", "-n", "1", &head]).output()?;
+        let parents = String::from_utf8_lossy(&parents).into_owned();
+        let parents: Vec<&str> = parents.split_whitespace().skip(1).collect();
+        let on_parent = match parent {
+            Some(parent) => parents == [parent],
+            None => parents.is_empty(),
+        };
+        if !on_parent {
+            return Ok(None);
+        }
+        let made = self.git.cmd(["log", "-1", "--format=%B", &head]).output()?;
+        if cleaned_message(&String::from_utf8_lossy(&made)) != cleaned_message(message) {
+            return Ok(None);
+        }
+        Ok(Some(self.head_commit()?))
+    }
+
+    /// HEAD, the files it changed and what is left uncommitted under the workspace.
+    fn head_commit(&self) -> anyhow::Result<Committed> {
         let sha =
             String::from_utf8_lossy(self.git.cmd(["rev-parse", "HEAD"]).output()?.trim_ascii()).into_owned();
         // `--root` so that a repository's first commit lists its files too.
@@ -361,6 +394,22 @@ fn split_nul(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A commit message as git stores it (`git commit -m` trims trailing spaces, drops leading and
+/// trailing blank lines and collapses runs of them), for comparing.
+fn cleaned_message(message: &str) -> String {
+    let mut lines: Vec<&str> = Vec::new();
+    for line in message.lines().map(str::trim_end) {
+        if line.is_empty() && lines.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        lines.push(line);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
 }
 
 fn strip_newline(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -1101,6 +1150,23 @@ mod tests {
             repo.git_list(&["ls-tree", "-r", "-z", "--name-only", "HEAD"]),
             strings(&["src/stays.txt"])
         );
+    }
+
+    #[test]
+    fn a_commit_is_found_only_on_its_parent_and_with_its_message() {
+        let repo = TestRepo::new();
+        repo.write("a.txt", "a\n");
+        repo.commit_all("init");
+        let parent = repo.head();
+        repo.write("src/new.txt", "new\n");
+        let made = repo.open("").commit_paths("add new  \n\n\n", &strings(&["src"]), true).unwrap();
+
+        let open = repo.open("");
+        let found = open.commit_made_on(Some(&parent), "add new").unwrap().expect("found");
+        assert_eq!((found.sha, found.files), (made.sha.clone(), strings(&["src/new.txt"])));
+        assert!(open.commit_made_on(Some(&parent), "another message").unwrap().is_none());
+        assert!(open.commit_made_on(Some(&made.sha), "add new").unwrap().is_none(), "not on that parent");
+        assert!(open.commit_made_on(None, "add new").unwrap().is_none(), "not a root commit");
     }
 
     #[test]
