@@ -244,8 +244,8 @@ impl Store {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| classify(&path, e))?;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
+        conn.busy_handler(Some(wait_for_the_other_writer)).map_err(|e| classify(&path, e))?;
         // Every write is one of a few statements: parse each once per connection.
         conn.set_prepared_statement_cache_capacity(64);
         let store = Store { conn: Mutex::new(conn), path };
@@ -819,6 +819,21 @@ fn identify(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
 /// `PRAGMA journal_mode = WAL`. Switching a database to WAL needs it to itself, and SQLite then
 /// answers BUSY at once, without the busy handler (two runners creating the store together):
 /// retry for as long as the busy timeout.
+/// SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms between tries; another runner's
+/// transaction lasts tens of microseconds. So: retry soon, then back off to 1 ms, for up to
+/// [`BUSY_TIMEOUT`] in all. `tries` counts from 0.
+fn wait_for_the_other_writer(tries: i32) -> bool {
+    const FIRST: u64 = 20; // µs
+    const LAST: u64 = 1000; // µs
+    let pause = (FIRST << tries.clamp(0, 6)).min(LAST);
+    // The pauses add up to less than `tries` ms, so this bound keeps the total under the timeout.
+    if tries as u128 >= BUSY_TIMEOUT.as_millis() {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(pause));
+    true
+}
+
 fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {

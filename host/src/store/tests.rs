@@ -946,3 +946,10 @@ fn runner_locks_of_different_runs_are_independent() {
     let two = RunnerLock::try_acquire(&dir.path().join("run-2")).unwrap();
     assert!(one.is_some() && two.is_some());
 }
+
+#[test]
+fn a_busy_writer_retries_until_the_timeout_then_gives_up() {
+    assert!(wait_for_the_other_writer(0), "the first retry comes");
+    assert!(wait_for_the_other_writer(9_999));
+    assert!(!wait_for_the_other_writer(10_000), "10,000 tries of at most 1 ms: the 10 s timeout");
+}
