@@ -804,6 +804,34 @@ fn logs_prints_each_attempt_under_a_header() {
     assert!(missing.stderr.contains("no step `nosuch`"), "{}", missing.stderr);
 }
 
+/// `logs --follow` on a live run prints output as it comes, steps that start later included,
+/// and returns when the run ends. The run waits for a file the test creates once `--follow` has
+/// printed the first line, so the second step's output is certainly written while it follows.
+#[test]
+fn logs_follow_prints_a_live_run_to_its_end() {
+    let w = Workspace::new(concat!(
+        "version: 1\nsteps:\n",
+        "- { name: first, run: 'echo first-line; while [ ! -f go ]; do sleep 0.05; done; echo after-go' }\n",
+        "- { name: second, needs: [first], run: echo second-line }\n",
+    ));
+    let mut runner = w.start(&["run"], "runner");
+    wait_until("the run is recorded", || {
+        Store::open_existing(&w.ws).and_then(|s| s.runs()).is_ok_and(|r| !r.is_empty())
+    });
+    let run_id = w.only_run();
+    let mut follow = w.start(&["logs", &run_id, "--follow"], "follow");
+    let followed = || std::fs::read_to_string(w.dir.path().join("follow.stdout")).unwrap_or_default();
+    wait_until("--follow prints the first step's output", || followed().contains("first-line"));
+    assert!(follow.try_wait().unwrap().is_none(), "--follow waits while the run is live");
+    w.touch("go");
+    assert_eq!(exit_code(&mut runner), Some(0));
+    assert_eq!(exit_code(&mut follow), Some(0), "--follow returns once the run has ended");
+    let printed = followed();
+    for line in ["==> first attempt 1", "first-line", "after-go", "==> second attempt 1", "second-line"] {
+        assert!(printed.contains(line), "{line} is missing from:\n{printed}");
+    }
+}
+
 #[test]
 fn show_json_has_steps_attempts_logs_and_verdicts() {
     let w = Workspace::new(concat!(
