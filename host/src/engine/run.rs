@@ -8,7 +8,13 @@
 //! they ended, and commits only if they all succeeded; when fail-fast or the deadline stops the
 //! run first, it still runs at the end, to record why nothing was committed (not on Ctrl-C).
 //! The run ends `needs_human` if an agent asked for a person, `blocked` if a commit step did not
-//! commit, `succeeded` if every step succeeded, and `failed` otherwise.
+//! commit, `succeeded` if every step succeeded, and `failed` otherwise (`interrupted` or
+//! `cancelled` when a person stopped it).
+//!
+//! A run is durable: it is recorded in the workspace's run store before anything runs (`begin`),
+//! every event reaches the store before anyone acts on it (`record`), and a step's result is
+//! recorded before what depends on it is scheduled. A resumed run ([`Begin::Resume`]) starts with
+//! the steps [`super::resume`] keeps already ended.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
