@@ -25,6 +25,9 @@
 //! outside, so it includes process start) and the median peak RSS with the targets of issue 3.
 //! Informational only: a bench never fails the build.
 
+mod common;
+use common::{Stats, loadavg, stats};
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -39,20 +42,6 @@ struct Sample {
     wall_ms: f64,
     engine_ms: f64,
     rss_mb: f64,
-}
-
-/// Median, min, max.
-#[derive(Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(values: impl IntoIterator<Item = f64>) -> Stats {
-    let mut v: Vec<f64> = values.into_iter().collect();
-    v.sort_by(f64::total_cmp);
-    Stats { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
 }
 
 /// A finished case: its samples and how they compare with the targets.
@@ -376,11 +365,4 @@ fn own_peak_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// `/proc/loadavg`'s 1, 5 and 15 minute averages.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }

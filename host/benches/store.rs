@@ -31,6 +31,9 @@
 //! a noisy 2-core VM: other load shows up as noise, above all in the maxima. Informational only:
 //! a bench never fails the build.
 
+mod common;
+use common::{Stats, loadavg, range, stats};
+
 use std::ffi::OsStr;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
@@ -901,24 +904,6 @@ fn print_table(timings: &[Timing]) {
 // ---------------------------------------------------------------------------------------------
 // 2. Resume, end to end.
 
-/// Median, min, max (ms).
-#[derive(Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(values: impl IntoIterator<Item = f64>) -> Stats {
-    let mut v: Vec<f64> = values.into_iter().collect();
-    v.sort_by(f64::total_cmp);
-    Stats { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
-}
-
-fn range(s: Stats, decimals: usize) -> String {
-    format!("{:.*} [{:.*} – {:.*}]", decimals, s.median, decimals, s.min, decimals, s.max)
-}
-
 struct EndToEnd {
     cache: tempfile::TempDir,
     root: PathBuf,
@@ -963,13 +948,17 @@ impl Finished {
 }
 
 impl EndToEnd {
-    /// Runs greenlight with `args`; stdout to a file, read afterwards.
-    fn greenlight<S: AsRef<OsStr>>(&self, args: &[S]) -> anyhow::Result<Finished> {
+    /// `greenlight COMMAND TARGET --workdir WORKSPACE --json`; stdout to a file, read afterwards.
+    fn greenlight(&self, command: &str, target: &OsStr, workspace: &Path) -> anyhow::Result<Finished> {
         let mut out = tempfile::tempfile()?;
         let mut err = tempfile::tempfile()?;
         let start = Instant::now();
         let status = Command::new(GREENLIGHT)
-            .args(args)
+            .arg(command)
+            .arg(target)
+            .arg("--workdir")
+            .arg(workspace)
+            .arg("--json")
             .env("GREENLIGHT_CACHE_DIR", self.cache.path())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -1004,13 +993,7 @@ impl EndToEnd {
         let mut last_run = String::new();
         for sample in 0..=runs {
             let _ = std::fs::remove_file(&ok);
-            let ran = self.greenlight(&[
-                OsStr::new("run"),
-                file.as_os_str(),
-                OsStr::new("--workdir"),
-                workspace.as_os_str(),
-                OsStr::new("--json"),
-            ])?;
+            let ran = self.greenlight("run", file.as_os_str(), &workspace)?;
             ensure!(ran.code == 1, "the first run should fail (exit 1), got exit {}", ran.code);
             ensure!(
                 ran.count("step_finished") == steps,
@@ -1020,13 +1003,7 @@ impl EndToEnd {
             let run_id = ran.events.first().and_then(|e| e["run_id"].as_str()).context("no run_started")?;
             last_run = run_id.to_string();
             std::fs::write(&ok, "")?;
-            let resumed = self.greenlight(&[
-                OsStr::new("resume"),
-                OsStr::new(run_id),
-                OsStr::new("--workdir"),
-                workspace.as_os_str(),
-                OsStr::new("--json"),
-            ])?;
+            let resumed = self.greenlight("resume", OsStr::new(run_id), &workspace)?;
             ensure!(resumed.code == 0, "the resume should succeed, got exit {}", resumed.code);
             ensure!(
                 resumed.count("step_kept") == steps - 1 && resumed.count("step_started") == 1,
@@ -1069,13 +1046,7 @@ impl EndToEnd {
         std::fs::write(&file, "version: 1\nname: bench-one\nsteps:\n  - name: only\n    run: \"true\"\n")?;
         let mut walls = Vec::new();
         for sample in 0..=runs {
-            let ran = self.greenlight(&[
-                OsStr::new("run"),
-                file.as_os_str(),
-                OsStr::new("--workdir"),
-                workspace.as_os_str(),
-                OsStr::new("--json"),
-            ])?;
+            let ran = self.greenlight("run", file.as_os_str(), &workspace)?;
             ensure!(ran.code == 0, "the 1-step run failed (exit {})", ran.code);
             if sample > 0 {
                 walls.push(ran.wall_ms);
@@ -1089,13 +1060,7 @@ impl EndToEnd {
     fn succeeded_case(&self, case: &ResumeCase, runs: usize) -> anyhow::Result<Stats> {
         let mut walls = Vec::new();
         for sample in 0..=runs {
-            let ran = self.greenlight(&[
-                OsStr::new("resume"),
-                OsStr::new(&case.last_run),
-                OsStr::new("--workdir"),
-                case.workspace.as_os_str(),
-                OsStr::new("--json"),
-            ])?;
+            let ran = self.greenlight("resume", OsStr::new(&case.last_run), &case.workspace)?;
             ensure!(ran.code == 0 && ran.events.is_empty(), "resume of a succeeded run: exit {}", ran.code);
             if sample > 0 {
                 walls.push(ran.wall_ms);
@@ -1142,11 +1107,4 @@ fn filesystem(path: &Path) -> String {
         Some((device, point, kind)) => format!("{kind} on {device} (mounted at {point})"),
         None => "file system unknown".into(),
     }
-}
-
-/// `/proc/loadavg`'s 1, 5 and 15 minute averages.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }

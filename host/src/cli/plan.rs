@@ -153,6 +153,22 @@ struct GatePlan<'w> {
     problems: Vec<String>,
 }
 
+impl<'w> GatePlan<'w> {
+    /// Nothing read about the gate yet.
+    fn unread(gate: &'w GateRef) -> GatePlan<'w> {
+        GatePlan {
+            gate,
+            component: None,
+            sha256: None,
+            manifest: None,
+            base: "",
+            decisions: Vec::new(),
+            refused: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
 struct Refusal {
     kind: &'static str,
     request: String,
@@ -400,16 +416,7 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
 /// Read what a gate requests (its manifest, without compiling it) and decide each request
 /// against what it would be granted.
 fn gate_plan<'w>(gate: &'w GateRef, components: &Path, workspace: &Path) -> GatePlan<'w> {
-    let mut plan = GatePlan {
-        gate,
-        component: None,
-        sha256: None,
-        manifest: None,
-        base: "",
-        decisions: Vec::new(),
-        refused: Vec::new(),
-        problems: Vec::new(),
-    };
+    let mut plan = GatePlan::unread(gate);
     let (source, bytes) = match gate.builtin_name().and_then(builtin::find) {
         Some(b) => {
             plan.sha256 = Some(b.sha256.to_string());
@@ -1104,16 +1111,7 @@ mod tests {
     /// A plan whose gates are not read (no manifest): enough for shapes and escaping.
     fn plan_of(w: &Workflow) -> Plan<'_> {
         let vars = w.vars.clone();
-        Plan::new(w, "w.yaml", vars, None, Path::new("/ws"), &|_| true, |gate| GatePlan {
-            gate,
-            component: None,
-            sha256: None,
-            manifest: None,
-            base: "",
-            decisions: Vec::new(),
-            refused: Vec::new(),
-            problems: Vec::new(),
-        })
+        Plan::new(w, "w.yaml", vars, None, Path::new("/ws"), &|_| true, GatePlan::unread)
     }
 
     const DIAMOND: &str = "version: 1\nname: diamond\nvars: { who: world }\nmax_concurrency: 3\n\

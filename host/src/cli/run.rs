@@ -95,7 +95,7 @@ fn reuse_for(
     let run_id = match run {
         Some(run) => store.resolve(run)?,
         None if steps.is_empty() => String::new(),
-        None => resume::newest_run_with(store, workflow, &steps)?.ok_or_else(|| {
+        None => resume::KeepRule::new(workflow).newest_run_with(store, &steps)?.ok_or_else(|| {
             anyhow::anyhow!(
                 "--from {step}: no earlier run of workflow `{}` in this workspace has {} succeeded with \
                  {} current definition; run the whole workflow first (`greenlight runs` lists the runs)",

@@ -21,7 +21,8 @@ pub(super) struct Recorder {
 impl Recorder {
     /// Record `event`, then show it. `Err` when the store refused it: the event is not shown,
     /// and the caller must not act on it.
-    pub fn event(&self, event: &Event, stop_reason: Option<&str>) -> Result<(), String> {
+    /// `stop_reason` is asked only for the event that ends the run.
+    pub fn event(&self, event: &Event, stop_reason: impl FnOnce() -> Option<String>) -> Result<(), String> {
         let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
         let record = EventRecord { kind: kind(event), body: &body };
         let (run, session) = (self.run_id.as_str(), self.session);
@@ -65,7 +66,7 @@ impl Recorder {
             Event::RunFinished { status, at: t, blocked_artifact, commit, .. } => {
                 let ended = RunEnded {
                     status: status.as_str().to_string(),
-                    reason: stop_reason.map(str::to_string),
+                    reason: stop_reason(),
                     commit: commit.clone(),
                     blocked_artifact: blocked_artifact.clone(),
                 };

@@ -42,24 +42,53 @@ pub fn step_definitions(workflow: &Workflow) -> Vec<StepDefinition> {
         .collect()
 }
 
-/// The steps of `workflow` whose recorded result in `rows` is kept: by the rule above.
-pub fn kept_steps(workflow: &Workflow, rows: &[StepRow]) -> BTreeSet<String> {
-    let definitions: BTreeMap<String, String> =
-        step_definitions(workflow).into_iter().map(|d| (d.name, d.definition_hash)).collect();
-    let recorded: BTreeMap<&str, &StepRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
-    let mut kept = BTreeSet::new();
-    for index in workflow.topological_order() {
-        let step = &workflow.steps[index];
-        let keep = recorded.get(step.name.as_str()).is_some_and(|row| {
-            row.status == "succeeded"
-                && row.output.is_some()
-                && definitions.get(&step.name) == Some(&row.definition_hash)
-        }) && step.needs.iter().all(|need| kept.contains(need));
-        if keep {
-            kept.insert(step.name.clone());
-        }
+/// The rule above for one workflow, with its steps' definitions worked out once.
+pub struct KeepRule<'w> {
+    workflow: &'w Workflow,
+    definitions: Vec<StepDefinition>,
+}
+
+impl<'w> KeepRule<'w> {
+    pub fn new(workflow: &'w Workflow) -> KeepRule<'w> {
+        KeepRule { workflow, definitions: step_definitions(workflow) }
     }
-    kept
+
+    /// Each step's definition digest, in file order.
+    pub fn definitions(&self) -> &[StepDefinition] {
+        &self.definitions
+    }
+
+    /// The steps whose recorded result in `rows` is kept.
+    pub fn kept(&self, rows: &[StepRow]) -> BTreeSet<String> {
+        let recorded: BTreeMap<&str, &StepRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
+        let mut kept = BTreeSet::new();
+        for index in self.workflow.topological_order() {
+            let step = &self.workflow.steps[index];
+            let keep = recorded.get(step.name.as_str()).is_some_and(|row| {
+                row.status == "succeeded"
+                    && row.output.is_some()
+                    && row.definition_hash == self.definitions[index].definition_hash
+            }) && step.needs.iter().all(|need| kept.contains(need));
+            if keep {
+                kept.insert(step.name.clone());
+            }
+        }
+        kept
+    }
+
+    /// The newest recorded run of this workflow (same name) whose results for `steps` are kept.
+    pub fn newest_run_with(
+        &self,
+        store: &Store,
+        steps: &BTreeSet<String>,
+    ) -> crate::store::Result<Option<String>> {
+        for run in store.runs()?.into_iter().filter(|r| r.name == self.workflow.name) {
+            if steps.is_subset(&self.kept(&store.steps(&run.id)?)) {
+                return Ok(Some(run.id));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Every step `step` needs, directly or through others.
@@ -74,21 +103,6 @@ pub fn upstream_of(workflow: &Workflow, step: &str) -> BTreeSet<String> {
         }
     }
     found
-}
-
-/// The newest recorded run of `workflow` (same name) whose results for `steps` can be kept.
-pub fn newest_run_with(
-    store: &Store,
-    workflow: &Workflow,
-    steps: &BTreeSet<String>,
-) -> crate::store::Result<Option<String>> {
-    for run in store.runs()?.into_iter().filter(|r| r.name == workflow.name) {
-        let kept = kept_steps(workflow, &store.steps(&run.id)?);
-        if steps.is_subset(&kept) {
-            return Ok(Some(run.id));
-        }
-    }
-    Ok(None)
 }
 
 /// How a workflow file changed since a run recorded it.
@@ -173,9 +187,9 @@ mod tests {
     #[test]
     fn succeeded_steps_are_kept_and_what_follows_a_failure_runs() {
         let w = workflow(CHAIN);
-        let kept = kept_steps(&w, &rows_for(&w, &["succeeded", "failed", "pending"]));
+        let kept = KeepRule::new(&w).kept(&rows_for(&w, &["succeeded", "failed", "pending"]));
         assert_eq!(kept, BTreeSet::from(["a".to_string()]));
-        let kept = kept_steps(&w, &rows_for(&w, &["succeeded", "running", "pending"]));
+        let kept = KeepRule::new(&w).kept(&rows_for(&w, &["succeeded", "running", "pending"]));
         assert_eq!(
             kept,
             BTreeSet::from(["a".to_string()]),
@@ -188,7 +202,7 @@ mod tests {
         let old = workflow(CHAIN);
         let rows = rows_for(&old, &["succeeded", "succeeded", "succeeded"]);
         let new = workflow(&CHAIN.replace("echo b", "echo B"));
-        assert_eq!(kept_steps(&new, &rows), BTreeSet::from(["a".to_string()]));
+        assert_eq!(KeepRule::new(&new).kept(&rows), BTreeSet::from(["a".to_string()]));
         let changes = Changes::between(CHAIN, &rows, &CHAIN.replace("echo b", "echo B"), &new);
         assert_eq!(changes.changed, vec!["b"]);
         assert!(changes.added.is_empty() && changes.removed.is_empty());
@@ -200,7 +214,11 @@ mod tests {
         let old = workflow(CHAIN);
         let rows = rows_for(&old, &["succeeded", "succeeded", "succeeded"]);
         let commented = CHAIN.replace("steps:\n", "# a comment\nsteps:\n");
-        assert_eq!(kept_steps(&workflow(&commented), &rows).len(), 3, "line numbers are not the definition");
+        assert_eq!(
+            KeepRule::new(&workflow(&commented)).kept(&rows).len(),
+            3,
+            "line numbers are not the definition"
+        );
     }
 
     #[test]

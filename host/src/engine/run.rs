@@ -141,8 +141,7 @@ impl Shared {
     /// Record `event` in the run store, then show it. `false` when the store refused it: the
     /// run is stopped, and the caller must not act on the event (a step is not spawned).
     pub fn emit(&self, event: Event) -> bool {
-        let reason = self.stop_reason();
-        match self.recorder.event(&event, reason.as_deref()) {
+        match self.recorder.event(&event, || self.stop_reason()) {
             Ok(()) => true,
             Err(error) => {
                 self.record_failed(&error);
@@ -346,8 +345,10 @@ struct Begun {
     lock: RunnerLock,
     /// The recorded steps of this run (a resume) before this session began.
     earlier_rows: Vec<StepRow>,
-    /// Results taken from an earlier run (`--from`): its id, and its rows for those steps.
-    reused: Option<(String, Vec<StepRow>)>,
+    /// The steps that do not run in this session, with their recorded results.
+    kept: Vec<StepRow>,
+    /// The earlier run those results come from (`--from`); none for a resume.
+    kept_from: Option<String>,
 }
 
 /// Record the run as running — a new run, or a new session of a recorded one — before anything
@@ -358,12 +359,13 @@ fn begin(
     workspace: &Path,
     options: &RunOptions,
 ) -> anyhow::Result<Begun> {
-    let definitions = resume::step_definitions(workflow);
+    let rule = resume::KeepRule::new(workflow);
+    let definitions = rule.definitions();
     match &options.begin {
         Begin::New { source, reuse } => {
-            let reused = match reuse {
-                None => None,
-                Some(reuse) => Some((reuse.run_id.clone(), reusable(store, workflow, reuse)?)),
+            let kept = match reuse {
+                None => Vec::new(),
+                Some(reuse) => reusable(store, &rule, reuse)?,
             };
             // Ids are unique by time, pid and a salt; a clash (two runners in the same
             // microsecond) takes another.
@@ -388,9 +390,9 @@ fn begin(
                     workspace: workspace.to_path_buf(),
                     run_dir: run_dir.clone(),
                     started_at: unix_millis(),
-                    reused_from: reused.as_ref().map(|(id, _)| id.clone()),
+                    reused_from: reuse.as_ref().map(|r| r.run_id.clone()),
                 };
-                match store.create_run(&record, &definitions, std::process::id()) {
+                match store.create_run(&record, definitions, std::process::id()) {
                     Ok(()) => {
                         return Ok(Begun {
                             run_id,
@@ -398,7 +400,8 @@ fn begin(
                             session: 1,
                             lock,
                             earlier_rows: Vec::new(),
-                            reused,
+                            kept,
+                            kept_from: reuse.as_ref().map(|r| r.run_id.clone()),
                         });
                     }
                     Err(error) if error.is_duplicate() => continue,
@@ -424,18 +427,19 @@ fn begin(
             let session = store.begin_session(
                 run_id,
                 std::process::id(),
-                definition
-                    .as_ref()
-                    .map(|(source, hash)| (source.text.as_str(), hash.as_str(), &definitions[..])),
+                definition.as_ref().map(|(source, hash)| (source.text.as_str(), hash.as_str(), definitions)),
             )?;
             let earlier_rows = store.steps(run_id)?;
+            let kept_names = rule.kept(&earlier_rows);
+            let kept = earlier_rows.iter().filter(|r| kept_names.contains(&r.name)).cloned().collect();
             Ok(Begun {
                 run_id: run_id.clone(),
                 run_dir: run.run_dir,
                 session,
                 lock,
                 earlier_rows,
-                reused: None,
+                kept,
+                kept_from: None,
             })
         }
     }
@@ -459,9 +463,9 @@ pub fn stop_leftovers(store: &Store, run_id: &str) -> anyhow::Result<()> {
 
 /// The rows of the steps `reuse` names, from the earlier run: each must have succeeded there
 /// with the definition it has now, with everything it needs reused too.
-fn reusable(store: &Store, workflow: &Workflow, reuse: &Reuse) -> anyhow::Result<Vec<StepRow>> {
+fn reusable(store: &Store, rule: &resume::KeepRule, reuse: &Reuse) -> anyhow::Result<Vec<StepRow>> {
     let rows = store.steps(&reuse.run_id)?;
-    let kept = resume::kept_steps(workflow, &rows);
+    let kept = rule.kept(&rows);
     let missing: Vec<&str> = reuse.steps.iter().filter(|s| !kept.contains(*s)).map(String::as_str).collect();
     if !missing.is_empty() {
         bail!(
@@ -475,20 +479,16 @@ fn reusable(store: &Store, workflow: &Workflow, reuse: &Reuse) -> anyhow::Result
     Ok(rows.into_iter().filter(|r| reuse.steps.contains(&r.name)).collect())
 }
 
-/// The steps that do not run in this session, with their results: for a resume, what the rule
-/// in [`resume`] keeps; for `--from`, the reused steps, recorded into this run first.
+/// The steps that do not run in this session, with their results, announced in one
+/// transaction; results reused from an earlier run (`--from`) are first recorded into this one.
 fn keep(shared: &Shared, begun: &Begun) -> anyhow::Result<Vec<(usize, StepSummary, StepValues)>> {
-    let (rows, from_run) = match &begun.reused {
-        Some((from, rows)) => (rows.clone(), Some(from.clone())),
-        None => {
-            let kept = resume::kept_steps(&shared.workflow, &begun.earlier_rows);
-            (begun.earlier_rows.iter().filter(|r| kept.contains(&r.name)).cloned().collect(), None)
-        }
-    };
+    let from_run = &begun.kept_from;
     let mut kept = Vec::new();
     let mut events = Vec::new();
-    for row in rows {
-        let Some(index) = shared.workflow.steps.iter().position(|s| s.name == row.name) else { continue };
+    let index_of: HashMap<&str, usize> =
+        shared.workflow.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    for row in &begun.kept {
+        let Some(&index) = index_of.get(row.name.as_str()) else { continue };
         let summary = StepSummary {
             step: row.name.clone(),
             status: StepStatus::Succeeded,
@@ -622,11 +622,7 @@ impl Scheduler {
         let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
         cancel_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // The run store refused a write: the run stops (the reason is already set).
-            if self.stopping.is_none() && self.shared.cancel.is_cancelled() {
-                let reason = self.shared.stop_reason().unwrap_or_else(|| "the run stopped".into());
-                self.stop(reason);
-            }
+            self.stop_if_store_failed();
             while self.stopping.is_none() && running.len() < self.max_concurrency {
                 let Some(index) = self.ready.pop_first() else { break };
                 let values = self.values_for(index);
@@ -746,10 +742,8 @@ impl Scheduler {
 
     fn finish(&mut self, index: usize, end: StepEnd) {
         self.record_end(&end);
-        if self.stopping.is_none() && self.shared.cancel.is_cancelled() {
-            let reason = self.shared.stop_reason().unwrap_or_else(|| "the run stopped".into());
-            self.stop(reason);
-        }
+        // Before `release`: nothing may start on a result the store does not hold.
+        self.stop_if_store_failed();
         let status = end.summary.status;
         self.ended[index] = Some(end.summary);
         if status == StepStatus::Succeeded {
@@ -793,6 +787,15 @@ impl Scheduler {
                 self.skip(d, format!("it needs `{name}`, which {how}"));
                 self.release(d);
             }
+        }
+    }
+
+    /// The run store refused a write (`Shared::record_failed` cancelled the run and set the
+    /// reason): stop scheduling.
+    fn stop_if_store_failed(&mut self) {
+        if self.stopping.is_none() && self.shared.cancel.is_cancelled() {
+            let reason = self.shared.stop_reason().unwrap_or_else(|| "the run stopped".into());
+            self.stop(reason);
         }
     }
 

@@ -26,7 +26,9 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::style::Paint;
 use super::summary::CommitNotes;
-use super::{count, duration, failure_details, lock, one_line, outcome, summary, text, usage_note, why};
+use super::{
+    count, duration, failure_details, kept_from, lock, one_line, outcome, summary, text, usage_note, why,
+};
 use crate::engine::event::{Event, Observer, StepStatus};
 
 /// Running steps shown at once; the rest are counted.
@@ -230,10 +232,7 @@ impl View {
             }
             Event::StepKept { step, from_run, .. } => {
                 self.done += 1;
-                let from = match from_run {
-                    Some(run) => format!("reused from run {}", text::line(run)),
-                    None => "kept: succeeded earlier in this run".to_string(),
-                };
+                let from = kept_from(from_run.as_deref());
                 vec![format!("{} {}  {}", paint.green("✓"), text::line(step), paint.dim(&from))]
             }
             Event::StepStarted { step, attempt, what, log, .. } => {

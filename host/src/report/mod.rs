@@ -94,6 +94,14 @@ fn usage_note(usage: Option<&Usage>) -> Option<String> {
 }
 
 /// A command on one line: its first line (escaped), with `…` when more follow.
+/// Where a kept step's result comes from: an earlier run (`--from`) or this one.
+fn kept_from(from_run: Option<&str>) -> String {
+    match from_run {
+        Some(run) => format!("reused from run {}", text::line(run)),
+        None => "kept: it succeeded earlier in this run".to_string(),
+    }
+}
+
 fn one_line(what: &str) -> String {
     let mut lines = what.trim().lines();
     let first = text::line(lines.next().unwrap_or("")).into_owned();

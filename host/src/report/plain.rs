@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::summary::CommitNotes;
-use super::{count, duration, failure_details, lock, one_line, outcome, summary, text, usage_note, why};
+use super::{
+    count, duration, failure_details, kept_from, lock, one_line, outcome, summary, text, usage_note, why,
+};
 use crate::engine::event::{Event, Millis, Observer, StepStatus};
 
 /// Output lines quoted under a failure, at most.
@@ -78,10 +80,7 @@ impl<W> State<W> {
                 )]
             }
             Event::StepKept { step, at, from_run, .. } => {
-                let from = match from_run {
-                    Some(run) => format!("reused from run {}", text::line(run)),
-                    None => "succeeded in an earlier session of this run".to_string(),
-                };
+                let from = kept_from(from_run.as_deref());
                 vec![format!("{} kept    {}  {from}", stamp(*at), text::line(step))]
             }
             Event::StepStarted { step, attempt, at, what, log } => {

@@ -1766,12 +1766,7 @@ pub(super) mod tests {
     /// `parts`.
     #[track_caller]
     fn one_error(yaml: &str, prefix: &str, parts: &[&str]) {
-        let errors = errors(yaml);
-        assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
-        assert!(errors[0].starts_with(prefix), "expected `{prefix}...`, got `{}`", errors[0]);
-        for part in parts {
-            assert!(errors[0].contains(part), "expected `{part}` in `{}`", errors[0]);
-        }
+        crate::spec::tests::assert_one_error(&errors(yaml), prefix, parts);
     }
 
     /// A relay file around `steps` (indented by six spaces; the first step is on line 8), with

@@ -20,7 +20,12 @@ fn errors(yaml: &str) -> Vec<String> {
 /// The only error, which must start with `prefix` (`w.yaml:LINE:COL: ...`) and contain `parts`.
 #[track_caller]
 fn one_error(yaml: &str, prefix: &str, parts: &[&str]) {
-    let errors = errors(yaml);
+    assert_one_error(&errors(yaml), prefix, parts);
+}
+
+/// `errors` holds one error, which starts with `prefix` and contains `parts`.
+#[track_caller]
+pub(in crate::spec) fn assert_one_error(errors: &[String], prefix: &str, parts: &[&str]) {
     assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
     assert!(errors[0].starts_with(prefix), "expected `{prefix}...`, got `{}`", errors[0]);
     for part in parts {
