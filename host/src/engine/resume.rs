@@ -210,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn moving_a_step_in_the_file_changes_nothing() {
+    fn lines_moved_by_a_comment_change_no_step() {
         let old = workflow(CHAIN);
         let rows = rows_for(&old, &["succeeded", "succeeded", "succeeded"]);
         let commented = CHAIN.replace("steps:\n", "# a comment\nsteps:\n");
