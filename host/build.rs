@@ -1,7 +1,10 @@
-//! Builds guest-steps/ for wasm32-wasip2 and embeds each gate's manifest (gate.toml) into its
-//! component, the same way `greenlight gate build` does. The built-in gates (guest-steps/gates)
-//! are compiled into the binary; the test guests (guest-steps/test-guests) are left in OUT_DIR
-//! for the test suite (GREENLIGHT_TEST_GUESTS_DIR).
+//! Builds guest-steps/ for wasm32-wasip2 and embeds each component's manifest (a gate's gate.toml,
+//! a workflow component's workflow.toml) into it, the same way `greenlight gate build` does. The
+//! built-in gates (guest-steps/gates) are compiled into the binary; the example workflow
+//! components (guest-steps/workflows) are left in OUT_DIR (GREENLIGHT_TEST_WORKFLOWS_DIR) and
+//! copied to TARGET/guest-steps/workflows/NAME.wasm for the examples' scripts; the test guests
+//! (guest-steps/test-guests, gates and workflows) are left in OUT_DIR for the test suite
+//! (GREENLIGHT_TEST_GUESTS_DIR).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +33,25 @@ fn main() {
     let wasm_dir = target_dir.join(TARGET).join("release");
 
     let builtins = embed_all(&guests.join("gates"), &wasm_dir, &out.join("gates"));
+    for gate in &builtins {
+        assert!(
+            gate.kind == Kind::Gate,
+            "guest-steps/gates/{}: a built-in gate needs a gate.toml",
+            gate.name
+        );
+    }
+    let workflows = embed_all(&guests.join("workflows"), &wasm_dir, &out.join("workflows"));
+    let scripts_dir = target_dir.join("workflows");
+    std::fs::create_dir_all(&scripts_dir).unwrap();
+    for flow in &workflows {
+        assert!(
+            flow.kind == Kind::Workflow,
+            "guest-steps/workflows/{}: a workflow component needs a workflow.toml",
+            flow.name
+        );
+        let copy = scripts_dir.join(format!("{}.wasm", flow.name));
+        std::fs::copy(&flow.path, &copy).unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+    }
     let test_guests = embed_all(&guests.join("test-guests"), &wasm_dir, &out.join("test-guests"));
     assert!(!test_guests.is_empty(), "no test guests under guest-steps/test-guests");
 
@@ -43,6 +65,7 @@ fn main() {
     code.push_str("];\n");
     std::fs::write(out.join("builtins.rs"), code).unwrap();
     println!("cargo:rustc-env=GREENLIGHT_TEST_GUESTS_DIR={}", out.join("test-guests").display());
+    println!("cargo:rustc-env=GREENLIGHT_TEST_WORKFLOWS_DIR={}", out.join("workflows").display());
 }
 
 fn build_guests(guests: &Path, target_dir: &Path) {
@@ -77,13 +100,23 @@ fn build_guests(guests: &Path, target_dir: &Path) {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A crate with a gate.toml.
+    Gate,
+    /// A crate with a workflow.toml.
+    Workflow,
+}
+
 struct Embedded {
     name: String,
+    kind: Kind,
     path: PathBuf,
     sha256: String,
 }
 
-/// For each crate under `dir`: its built .wasm with gate.toml embedded, written to `out`.
+/// For each crate under `dir`: its built .wasm with its manifest (gate.toml or workflow.toml)
+/// embedded, written to `out`.
 fn embed_all(dir: &Path, wasm_dir: &Path, out: &Path) -> Vec<Embedded> {
     std::fs::create_dir_all(out).unwrap();
     let mut crates: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -94,7 +127,16 @@ fn embed_all(dir: &Path, wasm_dir: &Path, out: &Path) -> Vec<Embedded> {
         .iter()
         .map(|krate| {
             let name = krate.file_name().unwrap().to_str().unwrap().to_string();
-            let manifest_path = krate.join("gate.toml");
+            let (kind, manifest_path) = match (krate.join("gate.toml"), krate.join("workflow.toml")) {
+                (gate, flow) if gate.exists() && flow.exists() => {
+                    panic!(
+                        "{}: has both gate.toml and workflow.toml; a component is one or the other",
+                        krate.display()
+                    )
+                }
+                (_, flow) if flow.exists() => (Kind::Workflow, flow),
+                (gate, _) => (Kind::Gate, gate),
+            };
             let text = std::fs::read_to_string(&manifest_path)
                 .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
             let manifest: toml::Value =
@@ -105,13 +147,31 @@ fn embed_all(dir: &Path, wasm_dir: &Path, out: &Path) -> Vec<Embedded> {
                 "{}: `name` must match the crate's directory",
                 manifest_path.display()
             );
+            if kind == Kind::Workflow {
+                check_read_only(&manifest, &manifest_path);
+            }
             let json = serde_json::to_vec(&manifest).unwrap();
             let wasm_file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
             let wasm = std::fs::read(&wasm_file).unwrap_or_else(|e| panic!("{}: {e}", wasm_file.display()));
             let embedded = section::append_manifest(&wasm, &json);
             let path = out.join(format!("{name}.wasm"));
             std::fs::write(&path, &embedded).unwrap();
-            Embedded { name, path, sha256: hex::encode(Sha256::digest(&embedded)) }
+            Embedded { name, kind, path, sha256: hex::encode(Sha256::digest(&embedded)) }
         })
         .collect()
+}
+
+/// A workflow component may request read access and nothing else.
+fn check_read_only(manifest: &toml::Value, path: &Path) {
+    let Some(capabilities) = manifest.get("capabilities").and_then(|c| c.as_table()) else {
+        return;
+    };
+    for (key, value) in capabilities {
+        let empty = value.as_array().is_some_and(|a| a.is_empty());
+        assert!(
+            key == "read" || empty,
+            "{}: a workflow component may only request `read` access, not `{key}`",
+            path.display()
+        );
+    }
 }

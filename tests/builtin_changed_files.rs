@@ -41,7 +41,10 @@ fn a_modified_tracked_file_counts() {
     assert_outcome(&run, "pass", 0);
     assert!(run.summary().contains("src/"), "{}", run.summary());
     assert!(run.evidence().contains("src/main.rs"), "the git status seen is evidence: {}", run.evidence());
-    assert!(run.findings().is_empty(), "{}", run.findings_text());
+    // A pass lists the files it saw changed under `paths`, as info findings.
+    assert_eq!(finding_paths(&run), ["src/main.rs"], "{}", run.findings_text());
+    assert_eq!(run.findings()[0]["message"], "modified");
+    assert_eq!(run.findings()[0]["severity"], "info");
 }
 
 #[test]
@@ -54,6 +57,8 @@ fn a_new_untracked_file_in_a_new_directory_counts() {
     assert_outcome(&run, "pass", 0);
     // Listed file by file (--untracked-files=all), not as the directory `docs/`.
     assert!(run.evidence().contains("docs/guide/intro.md"), "{}", run.evidence());
+    assert_eq!(finding_paths(&run), ["docs/guide/intro.md"], "{}", run.findings_text());
+    assert!(run.findings()[0]["message"].as_str().unwrap().starts_with("added"), "{}", run.findings_text());
 
     // A file path works as well as a directory.
     let run = gate_run(cache.path(), GATE, repo.path(), &["--param", "paths=docs/guide/intro.md"]);

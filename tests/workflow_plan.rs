@@ -261,7 +261,7 @@ fn a_capability_the_workflow_does_not_grant_is_flagged() {
     .unwrap();
     let ws = workspace.path().to_str().unwrap();
 
-    let out = greenlight_in(dir.path(), &["plan", "w.yaml", "--workdir", ws]);
+    let out = greenlight_in(dir.path(), &["plan", "w.yaml", "--workdir", ws, "--trust"]);
     assert_eq!(out.status.code(), Some(0), "a plan reports, it does not refuse: {}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -275,7 +275,7 @@ fn a_capability_the_workflow_does_not_grant_is_flagged() {
     );
     assert!(text.contains("2 warnings:"), "{text}");
 
-    let out = greenlight_in(dir.path(), &["plan", "w.yaml", "--workdir", ws, "--format", "json"]);
+    let out = greenlight_in(dir.path(), &["plan", "w.yaml", "--workdir", ws, "--format", "json", "--trust"]);
     let plan = json(&out);
     let grants = &plan["steps"][0]["grants"];
     assert_eq!(grants["workflow"]["write"], json!(["out"]));

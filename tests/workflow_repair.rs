@@ -63,7 +63,7 @@ impl Workflow {
 
     fn command(&self) -> Command {
         let mut command = greenlight(self.cache.path());
-        command.arg("run").arg(self.file()).arg("--workdir").arg(self.repo.path());
+        command.arg("run").arg(self.file()).arg("--trust").arg("--workdir").arg(self.repo.path());
         command
     }
 
@@ -97,6 +97,7 @@ fn run_example(scenario: &str) -> (Repo, WorkflowRun, String) {
     let out = greenlight(cache.path())
         .arg("run")
         .arg(example_dir().join("workflow.yaml"))
+        .arg("--trust")
         .arg("--workdir")
         .arg(repo.path())
         .arg("--json")

@@ -15,8 +15,10 @@ git -C "$work" init -q -b main
 git -C "$work" add -A
 git -C "$work" -c user.name=quickstart -c user.email=quickstart@example.com commit -qm "sample crate"
 
-echo "==> greenlight run examples/quickstart/workflow.yaml --workdir $work"
-"$greenlight" run "$here/workflow.yaml" --workdir "$work"
+# The workflow file lies outside the scratch workspace, so greenlight would run it untrusted
+# (confined, and only with what you grant); it is this repository's own file, so trust it.
+echo "==> greenlight run examples/quickstart/workflow.yaml --workdir $work --trust"
+"$greenlight" run "$here/workflow.yaml" --workdir "$work" --trust
 
 echo
 echo "==> what the agent changed"

@@ -6,7 +6,8 @@
 //! - per-call overhead of the no-op Rust gate (fresh store + instance + `verify`), with the
 //!   pooling allocator this host uses,
 //! - `builtin:changed-files` against the native `sh -c 'git status --porcelain'` it replaces,
-//!   measured interleaved in one run so machine noise hits both alike.
+//!   measured interleaved in one run so machine noise hits both alike,
+//! - a workflow component's `plan` and `decide` calls (the 80-to-100 example in Rust).
 
 use std::path::Path;
 use std::process::Command;
@@ -96,6 +97,57 @@ fn main() -> anyhow::Result<()> {
     row("native sh -c 'git status --porcelain'", &native_times, "");
     row("builtin:changed-files (paths=[src/])", &gate_times, "");
     println!("  ratio gate / native: {:.2}x   (target ≤ 1.3x)", gate.as_secs_f64() / native.as_secs_f64());
+
+    workflow_component(&runtime, repo.path(), scale)?;
+    Ok(())
+}
+
+/// A workflow component's calls: `plan`, and `decide` on the edit gate's ending (the fan-out of
+/// the 80-to-100 example), each a fresh instance, as a run makes them.
+fn workflow_component(
+    runtime: &tokio::runtime::Runtime,
+    workspace: &Path,
+    scale: usize,
+) -> anyhow::Result<()> {
+    use greenlight::engine::event::StepStatus;
+    use greenlight::engine::flow::{Flow, StepEvent};
+
+    println!("\nworkflow component (flow-80-to-100, Rust), per call:");
+    let path = Path::new(env!("GREENLIGHT_TEST_WORKFLOWS_DIR")).join("flow-80-to-100.wasm");
+    let flow = Flow::load(&path, &workspace.canonicalize()?)?;
+    let params = std::collections::BTreeMap::new();
+    let plans = sample(200 / scale, || {
+        let t = Instant::now();
+        runtime.block_on(flow.plan(&params)).unwrap();
+        t.elapsed()
+    });
+    row("plan (to native YAML)", &plans, "");
+    let verdict = serde_json::json!({
+        "outcome": "pass", "summary": "changes under src/, tests/", "evidence": "",
+        "findings": [
+            { "path": "src/slug.js", "line": null, "message": "added", "severity": "info" },
+            { "path": "tests/slug.test.js", "line": null, "message": "added", "severity": "info" },
+        ],
+    });
+    let event = StepEvent {
+        step: "edit-gate".into(),
+        status: StepStatus::Succeeded,
+        exit_code: None,
+        output: verdict.to_string(),
+    };
+    let view: Vec<(String, Option<StepStatus>)> =
+        ["baseline", "implement", "edit-gate", "no-secrets", "tests", "build", "regression", "commit"]
+            .iter()
+            .map(|s| (s.to_string(), None))
+            .collect();
+    let vars = std::collections::BTreeMap::new();
+    let decides = sample(200 / scale, || {
+        let t = Instant::now();
+        let directives = runtime.block_on(flow.decide(&event, &view, &vars)).unwrap();
+        assert_eq!(directives.len(), 1);
+        t.elapsed()
+    });
+    row("decide (one fan-out step)", &decides, "");
     Ok(())
 }
 

@@ -459,6 +459,8 @@ fn simulate(
         run_dir: run_dir.clone(),
         started_at: unix_millis(),
         reused_from: None,
+        grants: None,
+        component_sha256: None,
     };
     let pid = std::process::id();
     let run = run_id.as_str();
@@ -492,6 +494,7 @@ fn simulate(
         summary,
         blocked_artifact: None,
         commit: None,
+        reason: None,
     };
     let body = json(&finished(RunStatus::Failed, summary.clone()));
     let ended = RunEnded { status: "failed".into(), ..RunEnded::default() };
@@ -721,6 +724,8 @@ fn sync_comparison(dir: &Path, changes: usize) -> anyhow::Result<Vec<(String, Di
             run_dir: workspace.join(".greenlight/runs").join(run_id),
             started_at: unix_millis(),
             reused_from: None,
+            grants: None,
+            component_sha256: None,
         };
         store.create_run(&new, &definitions, std::process::id())?;
         let conn = match connection {

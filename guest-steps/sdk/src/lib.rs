@@ -24,7 +24,7 @@
 #[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.1",
+        path: "../../wit/v0.1/gate",
         world: "gate",
         pub_export_macro: true,
         default_bindings_module: "greenlight_gate::bindings",

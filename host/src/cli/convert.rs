@@ -1,23 +1,27 @@
 //! `greenlight convert`: print the native greenlight form of an agent-relay workflow
-//! (`relay.yaml`), headed by comments on what runs differently from relay.
+//! (`relay.yaml`), headed by comments on what runs differently from relay, or of the workflow a
+//! workflow component (`.wasm`) plans.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::exit;
-use super::workflow::print_errors;
+use super::workflow::{check_text, is_component, print_errors, read_definition};
 use crate::engine;
 use crate::report::text;
 use crate::spec::{SpecError, SpecErrors, emit, relay};
 
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// The agent-relay workflow file (relay.yaml).
+    /// The agent-relay workflow file (relay.yaml), or a workflow component (.wasm).
     file: PathBuf,
     /// Which of the file's `workflows:` to convert (default: the first).
     #[arg(long)]
     workflow: Option<String>,
+    /// For a workflow component: params to plan with (repeatable), as `greenlight run --var`.
+    #[arg(long = "var", value_name = "K=V")]
+    vars: Vec<String>,
 }
 
 /// Print the native YAML on stdout and exit 0, or print every error (`FILE:LINE:COLUMN: MESSAGE`)
@@ -27,6 +31,22 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<u8> {
     let whole_file = |message: String| SpecErrors {
         errors: vec![SpecError { file: file.clone(), location: None, message }],
     };
+    if is_component(&args.file) {
+        let workspace = std::env::current_dir()?;
+        let planned = read_definition(&args.file, &workspace, &args.vars)
+            .and_then(|d| check_text(&d.text, &file, None).map(|_| d.text));
+        return Ok(match planned {
+            Ok(text) => {
+                // The note goes last: line numbers in `greenlight run`'s errors point into this text.
+                println!("{text}# planned by workflow component {} (greenlight convert)", text::line(&file));
+                exit::PASS
+            }
+            Err(errors) => {
+                print_errors(&errors);
+                exit::USAGE
+            }
+        });
+    }
     let text = match std::fs::read_to_string(&args.file) {
         Ok(text) => text,
         Err(error) => {

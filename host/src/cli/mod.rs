@@ -84,18 +84,33 @@ enum Command {
     /// it is acted on, so a run that stops for any reason can be resumed (`greenlight resume`);
     /// `greenlight runs`, `show` and `logs` read it. Each step's output is written to
     /// .greenlight/runs/RUN_ID/steps/STEP/attempt-N.log in the workspace.
+    ///
+    /// A workflow you did not write runs untrusted: a `.wasm` workflow, a workflow file outside
+    /// the workspace (unless --trust), or any with --untrusted. It may make this machine do only
+    /// what you grant: each program its steps run (--grant-exec), agent (--grant-agent),
+    /// variable passed to an agent (--grant-env), path written or read outside the workspace
+    /// (--grant-write, --grant-read) and network use (--grant-net), or the same in
+    /// greenlight.policy.toml. Anything else it asks for refuses the run before it starts,
+    /// naming the flag that grants it (`greenlight plan` lists it all first). Its commands run
+    /// without a shell (a template is always one argument), its steps see only the workspace
+    /// and a private HOME, cannot write outside the workspace, and have no network (Landlock and
+    /// a network namespace).
     #[command(after_help = "Environment of a step: PATH, HOME, USER, locale, TMPDIR, proxy settings and \
         toolchain locations (CARGO_HOME, GOPATH, VIRTUAL_ENV, ...) from greenlight's own environment; \
         the variables an agent lists under `env:`; the step's `env:`; GREENLIGHT_RUN_ID, \
         GREENLIGHT_RUN_DIR, GREENLIGHT_WORKSPACE, GREENLIGHT_STEP, GREENLIGHT_ATTEMPT, and the values \
         the step's templates use (GREENLIGHT_VAR_<NAME>, GREENLIGHT_STEP_<NAME>_OUTPUT, \
-        GREENLIGHT_STEP_<NAME>_EXIT_CODE). Nothing else: secrets are passed by name.\n\n\
+        GREENLIGHT_STEP_<NAME>_EXIT_CODE). Nothing else: secrets are passed by name. An untrusted \
+        workflow's steps get HOME and TMPDIR in the run's private temp dir, and agents only the \
+        variables granted with --grant-env.\n\n\
         Examples:\n  \
         greenlight run workflow.yaml\n  \
-        greenlight run workflow.yaml --var feature=greeting --workdir ../my-repo\n  \
+        greenlight run workflow.yaml --var feature=greeting --workdir ../my-repo --trust\n  \
         greenlight run relay.yaml --max-concurrency 4\n  \
         greenlight run workflow.yaml --from tests\n  \
-        greenlight run workflow.yaml --json | jq -c 'select(.event == \"step_finished\")'")]
+        greenlight run workflow.yaml --json | jq -c 'select(.event == \"step_finished\")'\n  \
+        greenlight run ../theirs/flow.yaml --grant-exec 'npm test **' --grant-agent claude --grant-net\n  \
+        greenlight run review.wasm --var paths=src/ --grant-exec 'node **'   (a workflow component)")]
     Run(run::RunArgs),
     /// Go on with a recorded run: completed steps are kept, the rest runs.
     ///
@@ -128,7 +143,9 @@ enum Command {
     Logs(runs::LogsArgs),
     /// Cancel a run from another terminal: its steps' processes are killed and it ends `cancelled`.
     Cancel(runs::CancelArgs),
-    /// Show what a run would do, without running anything: order, concurrency, commands, grants.
+    /// Show what a run would do, without running anything: order, concurrency, commands, grants,
+    /// and everything the workflow asks this machine for, with whether the --grant flags given
+    /// (the same as `run` takes) cover it.
     Plan(plan::PlanArgs),
     /// Print the native greenlight form of an agent-relay workflow (relay.yaml).
     ///

@@ -6,6 +6,7 @@
 //! yet), with the values they refer to listed beside them.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,14 +15,19 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::exit;
-use super::workflow::{definition_dir, load_checked, print_errors, with_vars};
+use super::run::{Decided, TrustArgs};
+use super::workflow::{
+    check_text, definition_dir, is_component, print_errors, read_definition, vars_applied,
+};
 use crate::engine;
 use crate::engine::agent;
 use crate::engine::plan::{
     Concurrency, Decision, Granted, LimitSource, Schedule, decide_each, workflow_grants,
 };
+use crate::engine::policy::{self, AskKind, Asks, Policy};
 use crate::engine::render::export_name;
 use crate::gates::{GateSource, builtin};
+use crate::native::confine;
 use crate::report::text;
 use crate::sandbox::{self, Grants, Manifest, Requests};
 use crate::spec::template::{self, Reference};
@@ -38,7 +44,7 @@ use crate::spec::{Action, Agent, AgentKind, Check, GateRef, Step, Workflow};
     requests that is not granted, is listed as a warning); 2 it is not (every error is printed \
     as FILE:LINE:COLUMN: MESSAGE, as `greenlight validate` does), or an option is wrong.")]
 pub struct PlanArgs {
-    /// The workflow file: greenlight YAML, or an agent-relay `relay.yaml`.
+    /// The workflow: greenlight YAML, an agent-relay `relay.yaml`, or a workflow component (`.wasm`).
     file: PathBuf,
     /// How to print the plan: `text` for people, `mermaid` or `dot` for a graph of the steps
     /// and their needs, `json` for scripts.
@@ -59,6 +65,11 @@ pub struct PlanArgs {
     /// For a relay.yaml with several workflows: which one to plan (default: the first).
     #[arg(long, value_name = "NAME")]
     workflow: Option<String>,
+    /// Whether the run would trust the workflow, and the grants it would have: the plan's
+    /// "asks for" section says, for each program, agent, variable, path and network use the
+    /// workflow asks for, whether they cover it.
+    #[command(flatten)]
+    grants: TrustArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,21 +84,28 @@ enum Format {
 /// reported, exactly as `greenlight validate` reports them).
 pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let file = args.file.display().to_string();
-    let workflow = match load_checked(&args.file, args.workflow.as_deref()) {
+    let workspace = super::workdir(&args.workdir)?;
+    // A workflow component plans with the `--var` pairs as its params, looking at the workspace.
+    let loaded = read_definition(&args.file, &workspace, &args.vars)
+        .and_then(|definition| check_text(&definition.text, &file, args.workflow.as_deref()));
+    let workflow = match loaded {
         Ok(workflow) => workflow,
         Err(errors) => {
             print_errors(&errors);
             return Ok(exit::USAGE);
         }
     };
-    let vars = with_vars(&workflow, &args.vars)?;
-    let workspace = super::workdir(&args.workdir)?;
+    let vars = vars_applied(&workflow, &args.vars, is_component(&args.file))?;
     let components = definition_dir(&args.file)?;
     let max_concurrency = args.max_concurrency.map(|n| n as usize);
     let is_set = |name: &str| std::env::var_os(name).is_some();
-    let plan = Plan::new(&workflow, &file, vars, max_concurrency, &workspace, &is_set, |gate| {
+    let decided = args.grants.decide(&args.file, &workspace)?;
+    let runner_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let asks = Asks::of(&workflow, &components, &workspace, &runner_env);
+    let mut plan = Plan::new(&workflow, &file, vars, max_concurrency, &workspace, &is_set, |gate| {
         gate_plan(gate, &components, &workspace)
     });
+    plan.trust = Some(TrustPlan::new(decided, &asks));
     let out = match args.format {
         Format::Text => text_plan(&plan),
         Format::Mermaid => mermaid(&plan),
@@ -110,6 +128,81 @@ struct Plan<'w> {
     concurrency: Concurrency,
     /// In file order, like `workflow.steps`.
     steps: Vec<StepPlan<'w>>,
+    /// Whether the run would trust the workflow, and what it asks for.
+    trust: Option<TrustPlan>,
+}
+
+/// What a workflow asks the host for, and whether the grants cover it.
+struct TrustPlan {
+    /// Why the run would be untrusted; `None`: trusted.
+    why: Option<String>,
+    /// The grants of an untrusted run.
+    policy: Option<Policy>,
+    asks: Vec<AskPlan>,
+    /// What the kernel offers for confinement, when an untrusted run would need it.
+    support: Option<confine::Support>,
+    /// A run would refuse because its native steps cannot be confined.
+    unconfinable: bool,
+}
+
+struct AskPlan {
+    by: String,
+    kind: &'static str,
+    what: String,
+    /// The argv asked for (a command, an agent).
+    argv: Option<Vec<String>>,
+    /// Why the grants do not cover it (for a trusted run: what an untrusted run would need).
+    refusal: Option<policy::Refusal>,
+}
+
+impl TrustPlan {
+    fn new(decided: Decided, asks: &Asks) -> TrustPlan {
+        let policy = decided.trust.policy().cloned();
+        let against = policy.clone().unwrap_or_default();
+        let asks_plan = asks
+            .decide(&against)
+            .into_iter()
+            .map(|(ask, refusal)| AskPlan {
+                by: ask.by.clone(),
+                kind: ask.kind(),
+                what: ask.what(),
+                argv: match &ask.kind {
+                    AskKind::Exec { command: Ok(line), .. } => Some(line.asked_argv()),
+                    AskKind::Agent { argv, .. } => Some(argv.clone()),
+                    _ => None,
+                },
+                refusal,
+            })
+            .collect();
+        let support = (policy.is_some() && asks.has_native()).then(confine::support);
+        let unconfinable = match (&policy, support) {
+            (Some(p), Some(s)) => !p.allow_unconfined && !policy::can_confine(&s, p),
+            _ => false,
+        };
+        TrustPlan { why: decided.why, policy, asks: asks_plan, support, unconfinable }
+    }
+
+    /// What a run would refuse, one sentence each.
+    fn refusals(&self) -> Vec<String> {
+        if self.policy.is_none() {
+            return Vec::new();
+        }
+        let mut out: Vec<String> = self
+            .asks
+            .iter()
+            .filter_map(|a| a.refusal.as_ref())
+            .map(|r| format!("a run would refuse: {r}"))
+            .collect();
+        if self.unconfinable
+            && let Some(support) = self.support
+        {
+            out.push(format!(
+                "a run would refuse: native steps cannot be confined here ({support}); --allow-unconfined \
+                 runs them unconfined"
+            ));
+        }
+        out
+    }
 }
 
 struct StepPlan<'w> {
@@ -249,6 +342,7 @@ impl<'w> Plan<'w> {
             schedule,
             concurrency,
             steps,
+            trust: None,
         }
     }
 
@@ -264,6 +358,7 @@ impl<'w> Plan<'w> {
                 out.push(format!("step `{}`: {problem}", step.step.name));
             }
         }
+        out.extend(self.trust.iter().flat_map(TrustPlan::refusals));
         out
     }
 }
@@ -611,6 +706,9 @@ fn text_plan(plan: &Plan) -> String {
             step_text(&mut out, plan, &plan.steps[i]);
         }
     }
+    if let Some(trust) = &plan.trust {
+        trust_text(&mut out, trust);
+    }
     let warnings = plan.warnings();
     if !warnings.is_empty() {
         let _ = writeln!(out, "\n{}:", plural(warnings.len(), "warning"));
@@ -805,6 +903,79 @@ fn gate_text(out: &mut String, gate: &GatePlan, indent: &str) {
     row("grants", &format!("{}{extra}", gate.base));
 }
 
+/// The "asks for" section: every ask, and whether the grants cover it.
+fn trust_text(out: &mut String, trust: &TrustPlan) {
+    let l = |t: &str| text::line(t).into_owned();
+    match &trust.why {
+        Some(why) => {
+            let _ = writeln!(out, "\nasks for (untrusted: {}; a run needs each granted)", l(why));
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\nasks for (trusted: nothing needs granting; run untrusted, it would need each)"
+            );
+        }
+    }
+    if trust.asks.is_empty() {
+        let _ = writeln!(out, "  nothing: no commands, agents or gate grants");
+    }
+    for ask in &trust.asks {
+        let answer = match (&ask.refusal, &trust.policy) {
+            (None, Some(_)) => "granted".to_string(),
+            (None, None) => "nothing to grant".to_string(),
+            (Some(r), policy) => {
+                let head = if policy.is_some() { "NOT granted" } else { "needs" };
+                match &r.flag {
+                    Some(flag) => format!("{head}: {flag}"),
+                    None => format!("{head}: cannot be granted ({})", r.message),
+                }
+            }
+        };
+        let _ = writeln!(out, "  {}: {}  ->  {}", l(&ask.by), l(&ask.what), l(&answer));
+    }
+    if let Some(policy) = &trust.policy {
+        for (n, line) in policy.describe().iter().enumerate() {
+            let _ = writeln!(out, "  {:<15}{}", if n == 0 { "grants" } else { "" }, l(line));
+        }
+    }
+    if let Some(support) = trust.support {
+        let _ = writeln!(out, "  {:<15}{}", "confinement", l(&support.to_string()));
+    }
+}
+
+fn trust_json(trust: &TrustPlan) -> Value {
+    let asks: Vec<Value> = trust
+        .asks
+        .iter()
+        .map(|a| {
+            json!({
+                "by": a.by,
+                "kind": a.kind,
+                "what": a.what,
+                "argv": a.argv,
+                "granted": trust.policy.is_some() && a.refusal.is_none(),
+                "flag": a.refusal.as_ref().and_then(|r| r.flag.clone()),
+                "message": a.refusal.as_ref().map(|r| r.message.clone()),
+            })
+        })
+        .collect();
+    json!({
+        "trusted": trust.why.is_none(),
+        "untrusted_because": trust.why,
+        "grants": trust.policy,
+        "grants_text": trust.policy.as_ref().map(Policy::describe),
+        "asks": asks,
+        "confinement": trust.support.map(|s| json!({
+            "landlock_abi": s.landlock_abi,
+            "netns": s.netns,
+            "mountns": s.mountns,
+            "text": s.to_string(),
+        })),
+        "refusals": trust.refusals(),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // mermaid
 
@@ -951,6 +1122,7 @@ fn json_plan(plan: &Plan) -> Value {
         "levels": levels,
         "vars": plan.vars,
         "steps": plan.steps.iter().map(|sp| step_json(plan, sp)).collect::<Vec<_>>(),
+        "trust": plan.trust.as_ref().map(trust_json),
         "warnings": plan.warnings(),
     })
 }
@@ -1143,11 +1315,11 @@ mod tests {
     #[test]
     fn var_values_come_from_the_command_line_when_given() {
         let w = workflow(DIAMOND);
-        let vars = with_vars(&w, &["who=you".into()]).unwrap();
+        let vars = vars_applied(&w, &["who=you".into()], false).unwrap();
         assert_eq!(vars["who"], "you");
-        let err = with_vars(&w, &["whom=you".into()]).unwrap_err().to_string();
+        let err = vars_applied(&w, &["whom=you".into()], false).unwrap_err().to_string();
         assert!(err.contains("declares no var `whom`") && err.contains("(who)"), "{err}");
-        assert!(with_vars(&w, &["who".into()]).is_err());
+        assert!(vars_applied(&w, &["who".into()], false).is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit;
 use super::run::{execute, resume_command};
-use super::workflow::{check_text, print_errors};
+use super::workflow::{check_text, is_component, print_errors, read_definition};
+use crate::engine::policy::Trust;
 use crate::engine::resume::{self, Changes};
 use crate::engine::run::{Begin, RunOptions, Source};
 use crate::report::text;
@@ -54,18 +55,52 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<u8> {
         );
     }
 
-    // The workflow as it is now; the recorded definition when the file is gone.
+    // The vars the run started with (`--var` included).
+    let recorded: BTreeMap<String, String> = serde_json::from_str(&run.vars).unwrap_or_default();
+
+    // The workflow as it is now; the recorded definition when the file is gone. A workflow
+    // component plans again (with the vars the run started with): it must still be there, since
+    // the steps to come may need its `decide`.
     let file = run.file_path.display().to_string();
-    let text = match std::fs::read_to_string(&run.file_path) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!(
-                "greenlight: {file}: {error}; resuming with the definition recorded with the run",
-                file = text::line(&file)
-            );
-            run.definition.clone()
+    let mut flow = None;
+    let text = if is_component(&run.file_path) {
+        let pairs: Vec<String> = recorded.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match read_definition(&run.file_path, &workspace, &pairs) {
+            Ok(definition) => {
+                flow = definition.flow;
+                definition.text
+            }
+            Err(errors) => {
+                print_errors(&errors);
+                eprintln!("greenlight: run {run_id}'s workflow component cannot plan; nothing ran");
+                return Ok(exit::USAGE);
+            }
+        }
+    } else {
+        match std::fs::read_to_string(&run.file_path) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!(
+                    "greenlight: {file}: {error}; resuming with the definition recorded with the run",
+                    file = text::line(&file)
+                );
+                run.definition.clone()
+            }
         }
     };
+    let component_changed = match (&flow, &run.component_sha256) {
+        (Some(flow), Some(recorded)) => flow.sha256() != recorded,
+        _ => false,
+    };
+    if component_changed && !args.accept_changes {
+        let command = resume_command(&run_id, &workspace) + " --accept-changes";
+        eprintln!(
+            "greenlight: the workflow component {file} changed since run {run_id} started (its decisions \
+             may differ); nothing ran. To go on with it as it is now: {command}",
+            file = text::line(&file)
+        );
+        return Ok(exit::USAGE);
+    }
     let mut workflow = match check_text(&text, &file, run.selected.as_deref()) {
         Ok(workflow) => workflow,
         Err(errors) => {
@@ -92,14 +127,15 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<u8> {
         Some(Source { text, path: run.file_path.clone(), selected: run.selected.clone() })
     };
 
-    // The vars the run started with (`--var` included), for the vars the workflow still declares.
-    let recorded: BTreeMap<String, String> = serde_json::from_str(&run.vars).unwrap_or_default();
+    // The recorded vars, for the vars the workflow still declares.
     for (name, value) in workflow.vars.iter_mut() {
         if let Some(recorded) = recorded.get(name) {
             value.clone_from(recorded);
         }
     }
     let definition_dir = run.file_path.parent().map(PathBuf::from).unwrap_or_else(|| workspace.clone());
+    // The trust and grants the run started with.
+    let trust = Trust::from_stored(run.grants.as_deref())?;
     let options = RunOptions {
         workspace,
         definition_dir,
@@ -108,7 +144,9 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<u8> {
         interrupt: CancellationToken::new(),
         runner_env: std::env::vars_os().collect(),
         store,
+        trust,
         begin: Begin::Resume { run_id, accepted },
+        flow,
     };
     execute(workflow, options, args.json)
 }

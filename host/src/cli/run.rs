@@ -8,17 +8,22 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::exit;
-use super::workflow::{check_text, definition_dir, print_errors, read_text, with_vars};
+use super::workflow::{
+    Definition, check_text, definition_dir, is_component, print_errors, read_definition, vars_applied,
+};
 use crate::engine::event::RunStatus;
+use crate::engine::policy::{self, Policy, Trust};
 use crate::engine::resume;
 use crate::engine::run::{self as engine_run, Begin, RunOptions, Source};
-use crate::report;
+use crate::report::{self, text};
+use crate::sandbox::grants::ExecPattern;
 use crate::spec::Workflow;
 use crate::store::Store;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The workflow file: greenlight YAML, or an agent-relay `relay.yaml`.
+    /// The workflow: greenlight YAML, an agent-relay `relay.yaml`, or a workflow component (`.wasm`,
+    /// whose `plan` gets the `--var` pairs as its params).
     file: PathBuf,
     /// Set a var the workflow declares under `vars:` (repeatable).
     #[arg(long = "var", value_name = "K=V")]
@@ -44,23 +49,196 @@ pub struct RunArgs {
     /// Print one JSON event per line on stdout instead of the progress view.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    grants: TrustArgs,
+}
+
+/// Whether a workflow is trusted, and what an untrusted one may make this machine do
+/// (`greenlight run` and `greenlight plan`).
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Untrusted workflows")]
+pub struct TrustArgs {
+    /// Run the workflow as untrusted: every program, agent, write path and network use it asks
+    /// for must be granted with the flags below (or in the policy file), its commands run
+    /// without a shell, and its steps are confined to the workspace. The default for a `.wasm`
+    /// workflow and for a workflow file outside the workspace.
+    #[arg(long, conflicts_with = "trust")]
+    untrusted: bool,
+    /// Trust a workflow file that lies outside the workspace (you have read it). Never allowed
+    /// for a `.wasm` workflow component.
+    #[arg(long)]
+    trust: bool,
+    /// Let `run:` steps run commands matching PATTERN (repeatable): `PROGRAM ARG...`, where `*`
+    /// is any one argument and a trailing `**` any remaining ones, e.g. 'cargo test **',
+    /// 'node --test'. The program matches as the workflow writes it, or by its absolute path.
+    /// Commands that need a shell (`;`, `|`, `>`, `$VAR`...) ask for 'sh -c *'.
+    #[arg(long = "grant-exec", value_name = "PATTERN")]
+    grant_exec: Vec<String>,
+    /// Let the workflow start agent PATTERN (repeatable): a CLI by name (`claude`, `codex`), a
+    /// command agent by its program as the workflow writes it (any arguments) or with its
+    /// arguments.
+    #[arg(long = "grant-agent", value_name = "PATTERN")]
+    grant_agent: Vec<String>,
+    /// Let native steps write beneath PATH besides the workspace (repeatable).
+    #[arg(long = "grant-write", value_name = "PATH")]
+    grant_write: Vec<PathBuf>,
+    /// Let native steps read beneath PATH inside a home directory, which is hidden from them
+    /// otherwise (repeatable).
+    #[arg(long = "grant-read", value_name = "PATH")]
+    grant_read: Vec<PathBuf>,
+    /// Let agents have the environment variable NAME passed through, when they list it under
+    /// `env:` (repeatable).
+    #[arg(long = "grant-env", value_name = "NAME")]
+    grant_env: Vec<String>,
+    /// Let native steps use the network (agent CLIs need it).
+    #[arg(long)]
+    grant_net: bool,
+    /// Read grants from FILE too (default: greenlight.policy.toml in the workspace, when it
+    /// exists): `exec`, `agents`, `write`, `read`, `env` (lists of strings) and `net = true`. The
+    /// flags add to it. No agent of the run may change a policy file inside the workspace.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Run an untrusted workflow even where the kernel cannot confine its steps (no Landlock,
+    /// or no network namespaces): they then run unconfined, and their logs say so.
+    #[arg(long)]
+    allow_unconfined: bool,
+}
+
+/// The trust a run gets.
+pub(super) struct Decided {
+    pub trust: Trust,
+    /// Why the workflow is untrusted.
+    pub why: Option<String>,
+    /// The policy file, as a glob relative to the workspace, when it lies inside it: protected.
+    pub protect: Option<String>,
+}
+
+impl TrustArgs {
+    fn any_grant(&self) -> bool {
+        !self.grant_exec.is_empty()
+            || !self.grant_agent.is_empty()
+            || !self.grant_write.is_empty()
+            || !self.grant_read.is_empty()
+            || !self.grant_env.is_empty()
+            || self.grant_net
+            || self.allow_unconfined
+    }
+
+    /// Whether the workflow in `file` runs trusted in `workspace` (canonical), and with which
+    /// grants if not.
+    pub(super) fn decide(&self, file: &Path, workspace: &Path) -> anyhow::Result<Decided> {
+        let canonical = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+        let component = canonical.extension().is_some_and(|e| e == "wasm");
+        if self.trust && component {
+            bail!(
+                "--trust: {} is a workflow component (.wasm), which always runs untrusted; grant what it \
+                 needs with the --grant-* flags instead (`greenlight plan {}` lists what it asks for)",
+                file.display(),
+                file.display()
+            );
+        }
+        let why = if self.untrusted {
+            Some("--untrusted".to_string())
+        } else if self.trust {
+            None
+        } else {
+            policy::untrusted_by_default(&canonical, workspace).map(str::to_string)
+        };
+        let policy_file = match &self.policy {
+            Some(path) => Some(path.clone()),
+            None => Some(workspace.join(policy::POLICY_FILE)).filter(|p| p.is_file()),
+        };
+        let protect = policy_file
+            .as_ref()
+            .and_then(|p| p.canonicalize().ok())
+            .and_then(|p| p.strip_prefix(workspace).ok().map(|r| globset::escape(&r.to_string_lossy())));
+        if why.is_none() {
+            if self.any_grant() {
+                eprintln!(
+                    "greenlight: {} is trusted (it lies inside the workspace), so the --grant-* flags do not \
+                     apply; add --untrusted to run it under them",
+                    text::line(&file.display().to_string())
+                );
+            }
+            return Ok(Decided { trust: Trust::Trusted, why, protect });
+        }
+        let mut granted = match &policy_file {
+            Some(path) => Policy::from_file(path)?,
+            None => Policy::default(),
+        };
+        granted.merge(self.flags()?);
+        Ok(Decided { trust: Trust::Untrusted(granted), why, protect })
+    }
+
+    /// The grants the flags give.
+    fn flags(&self) -> anyhow::Result<Policy> {
+        let patterns = |flag: &str, items: &[String]| -> anyhow::Result<Vec<ExecPattern>> {
+            items
+                .iter()
+                .map(|p| ExecPattern::parse(p).map_err(|e| anyhow::anyhow!("{flag} '{p}': {e}")))
+                .collect()
+        };
+        let here = std::env::current_dir().context("the current directory")?;
+        let home = dirs::home_dir();
+        let paths = |flag: &str, items: &[PathBuf]| -> anyhow::Result<Vec<PathBuf>> {
+            items
+                .iter()
+                .map(|p| {
+                    policy::grant_path(&p.to_string_lossy(), &here, home.as_deref())
+                        .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", p.display()))
+                })
+                .collect()
+        };
+        for name in &self.grant_env {
+            policy::check_env_name(name).map_err(|e| anyhow::anyhow!("--grant-env: {e}"))?;
+        }
+        let mut flags = Policy::default();
+        flags.exec = patterns("--grant-exec", &self.grant_exec)?;
+        flags.agents = patterns("--grant-agent", &self.grant_agent)?;
+        flags.write = paths("--grant-write", &self.grant_write)?;
+        flags.read = paths("--grant-read", &self.grant_read)?;
+        flags.env = self.grant_env.clone();
+        flags.net = self.grant_net;
+        flags.allow_unconfined = self.allow_unconfined;
+        Ok(flags)
+    }
 }
 
 /// Exit 0 when the run succeeded, 1 when it failed, 2 when the input was invalid (nothing ran),
 /// 3 when blocked, 4 when an agent asked for a person, 130 when interrupted or cancelled.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let file = args.file.display().to_string();
-    let checked = read_text(&args.file)
-        .and_then(|text| check_text(&text, &file, args.workflow.as_deref()).map(|w| (text, w)));
-    let (text, mut workflow) = match checked {
+    let workspace = super::workdir(&args.workdir)?;
+    let decided = args.grants.decide(&args.file, &workspace)?;
+    let checked = read_definition(&args.file, &workspace, &args.vars).and_then(|definition| {
+        check_text(&definition.text, &file, args.workflow.as_deref()).map(|w| (definition, w))
+    });
+    let (Definition { text, flow }, mut workflow) = match checked {
         Ok(checked) => checked,
         Err(errors) => {
             print_errors(&errors);
+            if is_component(&args.file) {
+                eprintln!(
+                    "greenlight: {file} is a workflow component; `greenlight convert {file}` prints the \
+                     workflow it plans, where the lines above point"
+                );
+            }
             return Ok(exit::USAGE);
         }
     };
-    workflow.vars = with_vars(&workflow, &args.vars)?;
-    let workspace = super::workdir(&args.workdir)?;
+    workflow.vars = vars_applied(&workflow, &args.vars, flow.is_some())?;
+    if let Some(glob) = decided.protect
+        && !workflow.protect.contains(&glob)
+    {
+        workflow.protect.push(glob);
+    }
+    if let Some(why) = &decided.why {
+        eprintln!(
+            "greenlight: {} runs untrusted ({why}): it may make this machine do only what you grant; \
+             `greenlight plan` lists what it asks for",
+            text::line(&file)
+        );
+    }
     let store = Arc::new(Store::open_or_create(&workspace)?);
     let reuse = match &args.from {
         None => None,
@@ -76,6 +254,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         runner_env: std::env::vars_os().collect(),
         store,
         begin: Begin::New { source: Source { text, path, selected: args.workflow }, reuse },
+        flow,
+        trust: decided.trust,
     };
     execute(workflow, options, args.json)
 }

@@ -9,6 +9,8 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::exit;
+use crate::engine::flow::Directive;
+use crate::engine::policy::Trust;
 use crate::report::{duration, text};
 use crate::store::{AttemptRow, RunRow, RunnerLock, Store};
 
@@ -93,6 +95,8 @@ fn run_json(run: &RunRow, steps: Option<Value>) -> Value {
     value["status"] = json!(status_of(run));
     value["recorded_status"] = json!(run.status);
     value["duration_ms"] = json!(took(run));
+    // `null` for a trusted run; the grants in force for an untrusted one.
+    value["grants"] = run.grants.as_deref().and_then(|g| serde_json::from_str(g).ok()).unwrap_or(Value::Null);
     if let Some(steps) = steps {
         value["steps"] = steps;
     }
@@ -170,7 +174,16 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
                 value
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&run_json(&run, Some(Value::Array(steps))))?);
+        let mut value = run_json(&run, Some(Value::Array(steps)));
+        value["decisions"] = store
+            .decisions(&run.id)?
+            .into_iter()
+            .map(|d| {
+                let directives: Value = serde_json::from_str(&d.directives).unwrap_or_default();
+                json!({ "seq": d.seq, "session": d.session, "after": d.step, "directives": directives })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(exit::PASS);
     }
 
@@ -199,6 +212,30 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         println!("blocked   {}", l(&artifact.display().to_string()));
     }
     println!("definition sha256 {}", run.definition_hash);
+    if let Some(sha) = &run.component_sha256 {
+        println!("component sha256 {sha} (the workflow component that planned it)");
+    }
+    for line in grant_lines(run.grants.as_deref()) {
+        println!("{}", l(&line));
+    }
+    let decisions = store.decisions(&run.id)?;
+    if !decisions.is_empty() {
+        println!("decisions (what the workflow component's decide answered, in order):");
+        for decision in &decisions {
+            let Ok(directives) = serde_json::from_str::<Vec<Directive>>(&decision.directives) else {
+                println!("  after {}: {}", l(&decision.step), l(&decision.directives));
+                continue;
+            };
+            for directive in directives {
+                println!(
+                    "  after {}: {} (session {})",
+                    l(&decision.step),
+                    l(&directive.describe()),
+                    decision.session
+                );
+            }
+        }
+    }
     println!();
     for step in &steps {
         let mut head = format!("{}  {}", l(&step.name), step.status);
@@ -368,4 +405,18 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<u8> {
     let status = store.run(id)?.status;
     eprintln!("greenlight: run {id} {status}");
     Ok(exit::PASS)
+}
+
+/// The grants an untrusted run ran under, a line each (a trusted run says so).
+fn grant_lines(grants: Option<&str>) -> Vec<String> {
+    match Trust::from_stored(grants) {
+        Ok(Trust::Trusted) => vec!["trust     trusted: the workflow ran with greenlight's own rights".into()],
+        Ok(Trust::Untrusted(policy)) => {
+            let mut lines =
+                vec!["trust     untrusted: confined, and able to do only what was granted:".into()];
+            lines.extend(policy.describe().into_iter().map(|line| format!("  {line}")));
+            lines
+        }
+        Err(error) => vec![format!("trust     untrusted; {error:#}")],
+    }
 }

@@ -8,9 +8,11 @@ use serde_json::json;
 
 use super::exit;
 use crate::engine;
+use crate::engine::flow::Flow;
 use crate::gates::builtin;
 use crate::report::text;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::spec::{self, SpecErrors, Workflow};
 
@@ -56,6 +58,11 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
 /// workflows) and make every check possible before running it.
 pub fn load_checked(path: &Path, workflow: Option<&str>) -> Result<Workflow, SpecErrors> {
     let file = path.display().to_string();
+    if is_component(path) {
+        let workspace = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let definition = read_definition(path, &workspace, &[])?;
+        return check_text(&definition.text, &file, None);
+    }
     let workflow = spec::load_selected(path, workflow)?;
     spec::check_builtin_gates(&workflow, &file, &builtin::names())?;
     engine::preflight(&workflow, &file)?;
@@ -70,6 +77,39 @@ pub fn check_text(text: &str, file: &str, workflow: Option<&str>) -> Result<Work
     Ok(workflow)
 }
 
+/// Whether `path` names a workflow component (a `.wasm` file) rather than a YAML file.
+pub fn is_component(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}
+
+/// A workflow definition as a run keeps it: the YAML text (for a workflow component, the native
+/// YAML its `plan` returned) and the component, when there is one.
+pub struct Definition {
+    pub text: String,
+    pub flow: Option<Arc<Flow>>,
+}
+
+/// Read the workflow at `path`: a YAML file's text, or what a workflow component plans for
+/// `vars` (`--var` pairs, passed to it as its params) with `workspace` to look at.
+pub fn read_definition(path: &Path, workspace: &Path, vars: &[String]) -> Result<Definition, SpecErrors> {
+    if !is_component(path) {
+        return read_text(path).map(|text| Definition { text, flow: None });
+    }
+    let problem = |error: anyhow::Error| SpecErrors {
+        errors: vec![spec::SpecError {
+            file: path.display().to_string(),
+            location: None,
+            message: format!("{error:#}"),
+        }],
+    };
+    let params: BTreeMap<String, String> =
+        vars.iter().filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+    let workspace = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
+    let flow = Flow::load(path, &workspace).map_err(problem)?;
+    let text = super::block_on(flow.plan(&params)).and_then(|planned| planned).map_err(problem)?;
+    Ok(Definition { text, flow: Some(Arc::new(flow)) })
+}
+
 /// Read a workflow file's text; the error is reported like any other problem with the file.
 pub fn read_text(path: &Path) -> Result<String, SpecErrors> {
     std::fs::read_to_string(path).map_err(|error| SpecErrors {
@@ -82,13 +122,22 @@ pub fn read_text(path: &Path) -> Result<String, SpecErrors> {
 }
 
 /// The workflow's vars with `--var K=V` pairs applied; only declared vars may be set.
-pub fn with_vars(workflow: &Workflow, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// For a workflow component (`component`), every pair was also one of its params, so a name it
+/// does not declare as a var is not an error.
+pub fn vars_applied(
+    workflow: &Workflow,
+    pairs: &[String],
+    component: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut vars = workflow.vars.clone();
     for pair in pairs {
         let Some((name, value)) = pair.split_once('=') else {
             bail!("--var {pair:?}: expected K=V, e.g. --var feature=login");
         };
         let Some(slot) = vars.get_mut(name) else {
+            if component {
+                continue;
+            }
             let declared: Vec<&str> = workflow.vars.keys().map(String::as_str).collect();
             let declared =
                 if declared.is_empty() { "it declares none".to_string() } else { declared.join(", ") };

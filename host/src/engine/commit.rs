@@ -31,7 +31,8 @@ pub async fn run(
     upstream: Vec<(String, StepStatus)>,
     stopped: Option<String>,
 ) -> StepEnd {
-    let step = &shared.workflow.steps[index];
+    let workflow = shared.workflow();
+    let step = &workflow.steps[index];
     let crate::spec::Action::Commit(commit) = &step.action else {
         unreachable!("the scheduler runs only commit steps here")
     };
@@ -255,7 +256,7 @@ fn artifact_text(
         out.push_str(&text);
         out.push('\n');
     };
-    line(format!("# BLOCKED_NO_COMMIT: workflow `{}`, run {}", shared.workflow.name, shared.run_id));
+    line(format!("# BLOCKED_NO_COMMIT: workflow `{}`, run {}", shared.workflow().name, shared.run_id));
     line(String::new());
     line(format!(
         "Nothing was committed. Commit step `{}` commits {} only when {} are green in the run.",
@@ -278,7 +279,7 @@ fn artifact_text(
     line("## Every step".to_string());
     line("| step | status | attempts | why |".to_string());
     line("|---|---|---|---|".to_string());
-    for s in &shared.workflow.steps {
+    for s in &shared.workflow().steps {
         let (status, attempts, why) = if s.name == step.name {
             ("blocked".to_string(), 1, "this step".to_string())
         } else {

@@ -13,6 +13,10 @@
 //!    `GREENLIGHT_TASK_FILE`.
 //!
 //! Secrets (API keys, tokens) are never in the base set: an agent or step names the ones it needs.
+//!
+//! In an untrusted run (see [`super::policy`]) the base set has `HOME` and `TMPDIR` replaced by the
+//! run's private temp dir (outside the workspace), and an agent's `env:` names are passed only
+//! when granted with `--grant-env`.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

@@ -40,6 +40,9 @@ pub enum Event {
         from_run: Option<String>,
         attempts: u32,
     },
+    /// A workflow component's `decide` answered the ending of step `after`: recorded before any
+    /// directive takes effect. `replayed`: a resumed run applies an answer recorded earlier.
+    Decided { after: String, at: Millis, directives: Vec<super::flow::Directive>, replayed: bool },
     StepStarted {
         step: String,
         /// 1 for the first attempt.
@@ -140,6 +143,9 @@ pub enum Event {
         blocked_artifact: Option<PathBuf>,
         /// The commit made, if any.
         commit: Option<String>,
+        /// Why the run stopped early, when it did (fail-fast, its deadline, a person, a refused
+        /// decision, a store that could not record it).
+        reason: Option<String>,
     },
 }
 

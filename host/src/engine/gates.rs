@@ -4,8 +4,8 @@
 //! first step, with the step and the file position.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -19,10 +19,13 @@ use crate::sandbox::{
 use crate::spec::template;
 use crate::spec::{GateRef, Location, Workflow};
 
-/// Prepared gates, by where they are named in the workflow file.
+/// Prepared gates, by where they are named in the workflow file. More can be prepared while the
+/// run goes on, for steps a workflow component adds.
 pub struct Gates {
-    sandbox: Option<Arc<Sandbox>>,
-    prepared: HashMap<Location, Prepared>,
+    sandbox: OnceLock<Arc<Sandbox>>,
+    prepared: RwLock<HashMap<Location, Arc<Prepared>>>,
+    workspace: PathBuf,
+    definition_dir: PathBuf,
 }
 
 struct Prepared {
@@ -34,22 +37,37 @@ struct Prepared {
 impl Gates {
     /// Prepare every gate of `workflow`. Component paths are relative to `definition_dir`.
     pub fn prepare(workflow: &Workflow, workspace: &Path, definition_dir: &Path) -> anyhow::Result<Gates> {
-        let refs: Vec<(&str, GateRef)> = workflow
-            .steps
-            .iter()
-            .flat_map(|step| super::checks::gates_of(step).into_iter().map(|gate| (step.name.as_str(), gate)))
-            .collect();
-        if refs.is_empty() {
-            return Ok(Gates { sandbox: None, prepared: HashMap::new() });
+        let gates = Gates {
+            sandbox: OnceLock::new(),
+            prepared: RwLock::new(HashMap::new()),
+            workspace: workspace.to_path_buf(),
+            definition_dir: definition_dir.to_path_buf(),
+        };
+        gates.prepare_steps(&workflow.steps)?;
+        Ok(gates)
+    }
+
+    /// Prepare the gates `steps` name (those not prepared yet).
+    pub fn prepare_steps(&self, steps: &[crate::spec::Step]) -> anyhow::Result<()> {
+        for step in steps {
+            for gate in super::checks::gates_of(step) {
+                if self.prepared.read().expect("not poisoned").contains_key(&gate.location) {
+                    continue;
+                }
+                let sandbox = match self.sandbox.get() {
+                    Some(sandbox) => sandbox,
+                    None => {
+                        let sandbox = Arc::new(Sandbox::new(CompileCache::default_dir())?);
+                        self.sandbox.get_or_init(|| sandbox)
+                    }
+                };
+                let entry = prepare_one(sandbox, &gate, &self.workspace, &self.definition_dir).with_context(
+                    || format!("{}: step `{}`, gate `{}`", gate.location, step.name, gate.gate),
+                )?;
+                self.prepared.write().expect("not poisoned").insert(gate.location, Arc::new(entry));
+            }
         }
-        let sandbox = Arc::new(Sandbox::new(CompileCache::default_dir())?);
-        let mut prepared = HashMap::new();
-        for (step, gate) in refs {
-            let entry = prepare_one(&sandbox, &gate, workspace, definition_dir)
-                .with_context(|| format!("{}: step `{step}`, gate `{}`", gate.location, gate.gate))?;
-            prepared.insert(gate.location, entry);
-        }
-        Ok(Gates { sandbox: Some(sandbox), prepared })
+        Ok(())
     }
 
     /// Verify with the gate named at `gate.location`; its `with:` strings are rendered with
@@ -62,7 +80,8 @@ impl Gates {
         step: Option<StepResult>,
         timeout: Option<Duration>,
     ) -> GateReport {
-        let (Some(sandbox), Some(prepared)) = (&self.sandbox, self.prepared.get(&gate.location)) else {
+        let prepared = self.prepared.read().expect("not poisoned").get(&gate.location).cloned();
+        let (Some(sandbox), Some(prepared)) = (self.sandbox.get(), prepared) else {
             return GateReport::host_error(format!(
                 "gate `{}` was not prepared (a greenlight bug)",
                 gate.gate

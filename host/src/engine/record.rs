@@ -21,8 +21,7 @@ pub(super) struct Recorder {
 impl Recorder {
     /// Record `event`, then show it. `Err` when the store refused it: the event is not shown,
     /// and the caller must not act on it.
-    /// `stop_reason` is asked only for the event that ends the run.
-    pub fn event(&self, event: &Event, stop_reason: impl FnOnce() -> Option<String>) -> Result<(), String> {
+    pub fn event(&self, event: &Event) -> Result<(), String> {
         let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
         let record = EventRecord { kind: kind(event), body: &body };
         let (run, session) = (self.run_id.as_str(), self.session);
@@ -51,6 +50,10 @@ impl Recorder {
                 };
                 self.store.attempt_finished(run, session, step, *attempt, &ended, at(*t), record)
             }
+            Event::Decided { after, at: t, directives, replayed: false } => {
+                let directives = serde_json::to_string(directives).map_err(|e| e.to_string())?;
+                self.store.decision(run, session, after, &directives, at(*t), record)
+            }
             Event::RepairFinished { step, .. } => self.store.repair_finished(run, session, step, record),
             Event::RepairStarted { step, round, .. } => {
                 self.store.repair_started(run, session, step, *round, record)
@@ -63,10 +66,10 @@ impl Recorder {
                 };
                 self.store.step_ended(run, session, step, &ended, at(*t), Some(record))
             }
-            Event::RunFinished { status, at: t, blocked_artifact, commit, .. } => {
+            Event::RunFinished { status, at: t, blocked_artifact, commit, reason, .. } => {
                 let ended = RunEnded {
                     status: status.as_str().to_string(),
-                    reason: stop_reason(),
+                    reason: reason.clone(),
                     commit: commit.clone(),
                     blocked_artifact: blocked_artifact.clone(),
                 };
@@ -130,6 +133,7 @@ fn kind(event: &Event) -> &'static str {
     match event {
         Event::RunStarted { .. } => "run_started",
         Event::StepKept { .. } => "step_kept",
+        Event::Decided { .. } => "decided",
         Event::StepStarted { .. } => "step_started",
         Event::StepFinished { .. } => "step_finished",
         Event::RepairStarted { .. } => "repair_started",

@@ -100,8 +100,9 @@ pub async fn round(
 
     let protected = shared.protected_globs(step);
     let failed: Vec<&CheckResult> = failure.checks.iter().filter(|c| !c.passed).collect();
+    let workflow_name = shared.workflow().name.clone();
     let context = Context {
-        workflow: &shared.workflow.name,
+        workflow: &workflow_name,
         step: &step.name,
         round,
         rounds,
@@ -161,7 +162,7 @@ pub async fn round(
     env.set("GREENLIGHT_STEP", &step.name);
     env.set("GREENLIGHT_REPAIR_ROUND", round.to_string());
     env.set("GREENLIGHT_REPAIR_CONTEXT", &context_file);
-    let timeout = shared.workflow.agents[&repair.agent].timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
+    let timeout = shared.workflow().agents[&repair.agent].timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
     let spec = LoggedSpec {
         program: process.program,
         args: process.args,
@@ -174,6 +175,8 @@ pub async fn round(
         log_limit: step::LOG_LIMIT,
         stdout_limit: step::STDOUT_KEPT,
         tail_limit: step::TAIL_KEPT,
+        confinement: process.confinement,
+        log_header: process.notice,
     };
     let ran = shared.run_process(&step.name, &format!("repair {round}"), &spec).await;
     let tampered = match guard {

@@ -19,7 +19,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -28,14 +28,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::commit;
 use super::event::{Event, Observer, RunStatus, StepStatus, StepSummary};
+use super::flow::{self, Directive, Flow, StepEvent};
 use super::gates::Gates;
+use super::policy::{self, Trust};
 use super::record::{FirstFailure, Recorder};
 use super::render::{StepValues, Values};
 use super::resume;
 use super::step::{self, StepEnd};
 use crate::native::logged::{self, LoggedOutput, LoggedSpec};
 use crate::spec::{Action, AgentKind, OnFailure, Workflow};
-use crate::store::{NewRun, RunnerLock, StepRow, Store};
+use crate::store::{DecisionRow, NewRun, RunnerLock, StepRow, Store};
 use crate::workspace::git::{Committed, Repo, Snapshot};
 
 /// How often a running run looks for a `greenlight cancel` from another terminal.
@@ -62,6 +64,11 @@ pub struct RunOptions {
     pub store: Arc<Store>,
     /// A new run, or another session of a recorded one.
     pub begin: Begin,
+    /// The workflow component the workflow came from, if it was written as one: its `decide`
+    /// is called as steps end.
+    pub flow: Option<Arc<Flow>>,
+    /// Whether the workflow is trusted; an untrusted one may do only what its policy grants.
+    pub trust: Trust,
 }
 
 /// How a run begins.
@@ -113,7 +120,15 @@ pub struct RunOutcome {
 
 /// What every step task of a run shares.
 pub struct Shared {
-    pub workflow: Workflow,
+    /// The workflow as it stands: `decide` may add steps as the run goes (never removes or
+    /// reorders any, so a step's index stays its index).
+    workflow: RwLock<Arc<Workflow>>,
+    /// The workflow component, for a workflow written as one.
+    pub flow: Option<Arc<Flow>>,
+    /// Whether the workflow is trusted, and if not, its grants and prepared confinement.
+    pub trust: Trust,
+    /// The workflow file as the user named it (where a decided step's problems are placed).
+    file_label: String,
     pub workspace: PathBuf,
     pub definition_dir: PathBuf,
     pub run_id: String,
@@ -138,10 +153,15 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The workflow as it stands now.
+    pub fn workflow(&self) -> Arc<Workflow> {
+        self.workflow.read().expect("not poisoned").clone()
+    }
+
     /// Record `event` in the run store, then show it. `false` when the store refused it: the
     /// run is stopped, and the caller must not act on the event (a step is not spawned).
     pub fn emit(&self, event: Event) -> bool {
-        match self.recorder.event(&event, || self.stop_reason()) {
+        match self.recorder.event(&event) {
             Ok(()) => true,
             Err(error) => {
                 self.record_failed(&error);
@@ -196,7 +216,7 @@ impl Shared {
     /// The globs protected while `step`'s agent or repair agent works: the workflow's, the
     /// step's, and the workflow file and gate components.
     pub fn protected_globs(&self, step: &crate::spec::Step) -> Vec<String> {
-        let mut globs = self.workflow.protect_globs(step);
+        let mut globs = self.workflow().protect_globs(step);
         for glob in &self.implicitly_protected {
             if !globs.contains(glob) {
                 globs.push(glob.clone());
@@ -237,6 +257,14 @@ pub async fn run(
     if !workspace.is_dir() {
         bail!("workspace {}: not a directory", workspace.display());
     }
+    // A resumed run of a workflow component takes the steps its decisions added back first.
+    let replayed = match &options.begin {
+        Begin::Resume { run_id, .. } => options.store.decisions(run_id)?,
+        Begin::New { .. } => Vec::new(),
+    };
+    let workflow = with_added_steps(workflow, &replayed, &options.file)?;
+    // An untrusted workflow: everything it asks for is granted, its confinement prepared.
+    policy::check(&options.trust, &workflow, &workspace, &options.definition_dir, &options.runner_env)?;
     check_agents(&workflow, &options)?;
     let gates = Gates::prepare(&workflow, &workspace, &options.definition_dir)?;
     let max_concurrency =
@@ -282,16 +310,19 @@ pub async fn run(
         earlier,
         started: Instant::now(),
         stop_reason: Mutex::new(None),
-        workflow,
+        workflow: RwLock::new(Arc::new(workflow)),
+        file_label: options.file.clone(),
+        flow: options.flow.clone(),
+        trust: options.trust.clone(),
     });
     let (run_id, run_dir) = (begun.run_id.clone(), begun.run_dir.clone());
     if !shared.emit(Event::RunStarted {
         run_id: run_id.clone(),
-        workflow: shared.workflow.name.clone(),
+        workflow: shared.workflow().name.clone(),
         file: options.file.clone(),
         workspace,
         run_dir: run_dir.clone(),
-        steps: shared.workflow.steps.iter().map(|s| s.name.clone()).collect(),
+        steps: shared.workflow().steps.iter().map(|s| s.name.clone()).collect(),
         max_concurrency,
         started_at,
         session: begun.session,
@@ -300,15 +331,17 @@ pub async fn run(
     }
 
     let kept = keep(&shared, &begun)?;
-    let kept_names = kept.iter().map(|k| shared.workflow.steps[k.0].name.clone()).collect();
+    let kept_names = kept.iter().map(|k| shared.workflow().steps[k.0].name.clone()).collect();
     let scheduler = Scheduler::new(shared.clone(), max_concurrency, kept);
-    let (summary, ended_by) = scheduler.run(&options.interrupt).await;
+    let (summary, ended_by) = scheduler.run(&options.interrupt, replayed).await;
     let any = |status: StepStatus| summary.iter().any(|s| s.status == status);
     let status = match ended_by {
         Some(RunStatus::Interrupted) => RunStatus::Interrupted,
         Some(RunStatus::Cancelled) => RunStatus::Cancelled,
         _ if any(StepStatus::NeedsHuman) => RunStatus::NeedsHuman,
+        Some(RunStatus::Blocked) => RunStatus::Blocked,
         _ if any(StepStatus::Blocked) => RunStatus::Blocked,
+        Some(RunStatus::Failed) => RunStatus::Failed,
         _ if summary.iter().all(|s| s.status == StepStatus::Succeeded) => RunStatus::Succeeded,
         _ => RunStatus::Failed,
     };
@@ -321,6 +354,7 @@ pub async fn run(
         summary: summary.clone(),
         blocked_artifact: blocked_artifact.clone(),
         commit: committed.as_ref().map(|c| c.sha.clone()),
+        reason: shared.stop_reason(),
     });
     drop(begun.lock);
     Ok(RunOutcome {
@@ -391,6 +425,8 @@ fn begin(
                     run_dir: run_dir.clone(),
                     started_at: unix_millis(),
                     reused_from: reuse.as_ref().map(|r| r.run_id.clone()),
+                    grants: options.trust.to_stored(),
+                    component_sha256: options.flow.as_ref().map(|f| f.sha256().to_string()),
                 };
                 match store.create_run(&record, definitions, std::process::id()) {
                     Ok(()) => {
@@ -479,14 +515,40 @@ fn reusable(store: &Store, rule: &resume::KeepRule, reuse: &Reuse) -> anyhow::Re
     Ok(rows.into_iter().filter(|r| reuse.steps.contains(&r.name)).collect())
 }
 
+/// `workflow` with the steps that recorded decisions added, in the order they were decided.
+fn with_added_steps(
+    mut workflow: Workflow,
+    decisions: &[DecisionRow],
+    file: &str,
+) -> anyhow::Result<Workflow> {
+    for row in decisions {
+        let directives: Vec<Directive> = serde_json::from_str(&row.directives)
+            .with_context(|| format!("decision {} of this run is not readable", row.seq))?;
+        for directive in &directives {
+            if let Some(next) = flow::apply(&workflow, directive, file).map_err(|why| {
+                anyhow::anyhow!(
+                    "the step decided after `{}` (session {}) no longer fits the workflow: {why}; start a \
+                     new run instead of resuming this one",
+                    row.step,
+                    row.session
+                )
+            })? {
+                workflow = next;
+            }
+        }
+    }
+    Ok(workflow)
+}
+
 /// The steps that do not run in this session, with their results, announced in one
 /// transaction; results reused from an earlier run (`--from`) are first recorded into this one.
 fn keep(shared: &Shared, begun: &Begun) -> anyhow::Result<Vec<(usize, StepSummary, StepValues)>> {
     let from_run = &begun.kept_from;
     let mut kept = Vec::new();
     let mut events = Vec::new();
+    let workflow = shared.workflow();
     let index_of: HashMap<&str, usize> =
-        shared.workflow.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        workflow.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     for row in &begun.kept {
         let Some(&index) = index_of.get(row.name.as_str()) else { continue };
         let summary = StepSummary {
@@ -547,6 +609,8 @@ fn implicitly_protected(workflow: &Workflow, workspace: &Path, options: &RunOpti
 /// The scheduler's view of the steps.
 struct Scheduler {
     shared: Arc<Shared>,
+    /// The workflow as it stands (a decision may add steps; `shared` holds the same).
+    workflow: Arc<Workflow>,
     max_concurrency: usize,
     /// For each step, how many of the steps it needs have not succeeded yet.
     waiting: Vec<usize>,
@@ -555,12 +619,15 @@ struct Scheduler {
     reads: Vec<Vec<usize>>,
     /// Steps whose needs are met, not started yet; started in file order.
     ready: BTreeSet<usize>,
+    started: Vec<bool>,
     ended: Vec<Option<StepSummary>>,
     values: Vec<Option<StepValues>>,
-    /// Why the run stopped early (fail-fast, deadline, interruption, cancellation).
+    /// Why the run stopped early (fail-fast, deadline, interruption, cancellation, a decision).
     stopping: Option<String>,
     /// Set when a person stopped the run: Ctrl-C (`Interrupted`) or `greenlight cancel`.
     stopped_by_person: Option<RunStatus>,
+    /// Set when the workflow component decided the run ends blocked, or its `decide` failed.
+    decided_end: Option<RunStatus>,
 }
 
 impl Scheduler {
@@ -570,53 +637,112 @@ impl Scheduler {
         max_concurrency: usize,
         kept: Vec<(usize, StepSummary, StepValues)>,
     ) -> Scheduler {
-        let steps = &shared.workflow.steps;
-        let index: HashMap<&str, usize> =
-            steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
-        let mut dependents = vec![Vec::new(); steps.len()];
-        for (i, step) in steps.iter().enumerate() {
-            for need in &step.needs {
-                dependents[index[need.as_str()]].push(i);
+        let workflow = shared.workflow();
+        let mut scheduler = Scheduler {
+            shared,
+            workflow: Arc::new(Workflow { steps: Vec::new(), ..(*workflow).clone() }),
+            max_concurrency,
+            waiting: Vec::new(),
+            dependents: Vec::new(),
+            reads: Vec::new(),
+            ready: BTreeSet::new(),
+            started: Vec::new(),
+            ended: Vec::new(),
+            values: Vec::new(),
+            stopping: None,
+            stopped_by_person: None,
+            decided_end: None,
+        };
+        scheduler.grow(workflow);
+        for (index, summary, kept_values) in kept {
+            scheduler.started[index] = true;
+            scheduler.ended[index] = Some(summary);
+            scheduler.values[index] = Some(kept_values);
+            for d in scheduler.dependents[index].clone() {
+                scheduler.waiting[d] -= 1;
             }
         }
-        let reads = steps
+        let n = scheduler.ended.len();
+        scheduler.ready =
+            (0..n).filter(|&i| scheduler.waiting[i] == 0 && scheduler.ended[i].is_none()).collect();
+        scheduler
+    }
+
+    /// Take in `next`: the current workflow with steps appended (and steps not started yet
+    /// needing some of them). New steps wait for what they need; a step that now needs a new
+    /// one waits for it too.
+    fn grow(&mut self, next: Arc<Workflow>) {
+        let current = next.clone();
+        let steps = &current.steps;
+        let index: HashMap<&str, usize> =
+            steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let before = self.ended.len();
+        let n = steps.len();
+        self.started.resize(n, false);
+        self.ended.resize(n, None);
+        self.values.resize(n, None);
+        self.waiting.resize(n, 0);
+        self.dependents = vec![Vec::new(); n];
+        for (i, step) in steps.iter().enumerate() {
+            for need in &step.needs {
+                self.dependents[index[need.as_str()]].push(i);
+            }
+        }
+        self.reads = steps
             .iter()
             .map(|s| {
                 step::referenced_steps(s).iter().filter_map(|n| index.get(n.as_str()).copied()).collect()
             })
             .collect();
-        let mut waiting: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
-        let n = steps.len();
-        let mut ended = vec![None; n];
-        let mut values = vec![None; n];
-        for (index, summary, kept_values) in kept {
-            ended[index] = Some(summary);
-            values[index] = Some(kept_values);
-            for &d in &dependents[index] {
-                waiting[d] -= 1;
+        // A step still waits for each need that has not succeeded (a commit step: not ended).
+        for (i, step) in steps.iter().enumerate() {
+            if self.started[i] {
+                continue;
+            }
+            let commit = matches!(step.action, Action::Commit(_));
+            self.waiting[i] = step
+                .needs
+                .iter()
+                .filter(|need| {
+                    let ended = self.ended[index[need.as_str()]].as_ref();
+                    if commit {
+                        ended.is_none()
+                    } else {
+                        ended.is_none_or(|s| s.status != StepStatus::Succeeded)
+                    }
+                })
+                .count();
+            if self.waiting[i] > 0 {
+                self.ready.remove(&i);
             }
         }
-        let ready = (0..n).filter(|&i| waiting[i] == 0 && ended[i].is_none()).collect();
-        Scheduler {
-            shared,
-            max_concurrency,
-            waiting,
-            dependents,
-            reads,
-            ready,
-            ended,
-            values,
-            stopping: None,
-            stopped_by_person: None,
+        self.workflow = next.clone();
+        *self.shared.workflow.write().expect("not poisoned") = next;
+        for i in before..n {
+            let failed_need = self.workflow.steps[i].needs.iter().find(|need| {
+                self.ended[index[need.as_str()]].as_ref().is_some_and(|s| s.status != StepStatus::Succeeded)
+            });
+            if let Some(need) = failed_need.cloned().filter(|_| !self.is_commit(i)) {
+                self.skip(i, format!("it needs `{need}`, which did not succeed"));
+            } else if self.waiting[i] == 0 && self.stopping.is_none() {
+                self.ready.insert(i);
+            }
         }
     }
 
-    /// Run the steps to the end; returns every step's summary, and how a person stopped the
-    /// run, if one did.
-    async fn run(mut self, interrupt: &CancellationToken) -> (Vec<StepSummary>, Option<RunStatus>) {
+    /// Run the steps to the end; returns every step's summary, and how the run was ended early
+    /// by a person or a decision, if it was.
+    async fn run(
+        mut self,
+        interrupt: &CancellationToken,
+        replayed: Vec<DecisionRow>,
+    ) -> (Vec<StepSummary>, Option<RunStatus>) {
+        for row in replayed {
+            self.replay(row);
+        }
         let mut running: JoinSet<(usize, StepEnd)> = JoinSet::new();
         let mut running_ids = HashMap::new();
-        let deadline = self.shared.workflow.timeout;
+        let deadline = self.workflow.timeout;
         let sleep = tokio::time::sleep(deadline.unwrap_or(std::time::Duration::MAX / 4));
         tokio::pin!(sleep);
         let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
@@ -625,6 +751,7 @@ impl Scheduler {
             self.stop_if_store_failed();
             while self.stopping.is_none() && running.len() < self.max_concurrency {
                 let Some(index) = self.ready.pop_first() else { break };
+                self.started[index] = true;
                 let values = self.values_for(index);
                 let shared = self.shared.clone();
                 let handle = if self.is_commit(index) {
@@ -646,10 +773,10 @@ impl Scheduler {
                         Ok((_, (index, end))) => (index, end),
                         Err(error) => {
                             let index = running_ids[&error.id()];
-                            (index, panicked(&self.shared.workflow.steps[index].name))
+                            (index, panicked(&self.workflow.steps[index].name))
                         }
                     };
-                    self.finish(index, end);
+                    self.finish(index, end).await;
                 }
                 () = &mut sleep, if deadline.is_some() && self.stopping.is_none() => {
                     let limit = humantime::format_duration(deadline.unwrap_or_default());
@@ -691,7 +818,7 @@ impl Scheduler {
             }
         }
         let summary = self.ended.into_iter().map(|s| s.expect("every step ended")).collect();
-        (summary, self.stopped_by_person)
+        (summary, self.stopped_by_person.or(self.decided_end))
     }
 
     /// Record how a step ended, before anything that depends on it is scheduled. When the store
@@ -706,19 +833,21 @@ impl Scheduler {
     }
 
     fn is_commit(&self, index: usize) -> bool {
-        matches!(self.shared.workflow.steps[index].action, Action::Commit(_))
+        matches!(self.workflow.steps[index].action, Action::Commit(_))
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.workflow.steps.iter().position(|s| s.name == name)
     }
 
     /// How each step that step `index` needs ended (not run yet counts as skipped).
     fn upstream_statuses(&self, index: usize) -> Vec<(String, StepStatus)> {
-        let steps = &self.shared.workflow.steps;
-        steps[index]
+        self.workflow.steps[index]
             .needs
             .iter()
             .map(|need| {
-                let status = steps
-                    .iter()
-                    .position(|s| &s.name == need)
+                let status = self
+                    .index_of(need)
                     .and_then(|i| self.ended[i].as_ref())
                     .map_or(StepStatus::Skipped, |s| s.status);
                 (need.clone(), status)
@@ -729,18 +858,21 @@ impl Scheduler {
     /// The run's vars and the results of the upstream steps `index` reads.
     fn values_for(&self, index: usize) -> Values {
         let mut values = Values::new();
-        for (name, value) in &self.shared.workflow.vars {
+        for (name, value) in &self.workflow.vars {
             values.set_var(name, value);
         }
         for &upstream in &self.reads[index] {
             if let Some(v) = &self.values[upstream] {
-                values.set_step(&self.shared.workflow.steps[upstream].name, v.output.clone(), v.exit_code);
+                values.set_step(&self.workflow.steps[upstream].name, v.output.clone(), v.exit_code);
             }
         }
         values
     }
 
-    fn finish(&mut self, index: usize, end: StepEnd) {
+    async fn finish(&mut self, index: usize, end: StepEnd) {
+        // The workflow component decides on the ending first, and its answer is recorded before
+        // the ending: a runner killed in between runs the step again and asks again.
+        let directives = self.decide(index, &end).await;
         self.record_end(&end);
         // Before `release`: nothing may start on a result the store does not hold.
         self.stop_if_store_failed();
@@ -750,13 +882,168 @@ impl Scheduler {
             self.values[index] = end.values;
         } else if self.stopping.is_none()
             && status != StepStatus::Blocked
-            && self.shared.workflow.on_failure == OnFailure::FailFast
+            && self.workflow.on_failure == OnFailure::FailFast
         {
-            let name = &self.shared.workflow.steps[index].name;
+            let name = &self.workflow.steps[index].name;
             let what = if status == StepStatus::NeedsHuman { "needs a person" } else { "failed" };
             self.stop(format!("the run stopped because step `{name}` {what} (fail-fast)"));
         }
         self.release(index);
+        // After `release`: what a new step is required by may have just become ready, and
+        // `grow` makes it wait again (it has not started).
+        let after = self.workflow.steps[index].name.clone();
+        for directive in directives {
+            if !self.apply(&after, &directive) {
+                break;
+            }
+        }
+    }
+
+    /// Ask the workflow component what follows from step `index` ending, and record the answer
+    /// (an answer that changes nothing is not recorded). A failing `decide` stops the run.
+    async fn decide(&mut self, index: usize, end: &StepEnd) -> Vec<Directive> {
+        let Some(flow) = self.shared.flow.clone().filter(|f| f.decides()) else { return Vec::new() };
+        let event = StepEvent {
+            step: end.summary.step.clone(),
+            status: end.summary.status,
+            exit_code: end.summary.exit_code,
+            output: end.values.as_ref().map(|v| v.output.clone()).unwrap_or_default(),
+        };
+        let view: Vec<(String, Option<StepStatus>)> = self
+            .workflow
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let status = if i == index {
+                    Some(end.summary.status)
+                } else {
+                    self.ended[i].as_ref().map(|e| e.status)
+                };
+                (s.name.clone(), status)
+            })
+            .collect();
+        match flow.decide(&event, &view, &self.workflow.vars).await {
+            Ok(directives) if directives.is_empty() => directives,
+            Ok(directives) => {
+                let recorded = self.shared.emit(Event::Decided {
+                    after: event.step.clone(),
+                    at: self.shared.millis(),
+                    directives: directives.clone(),
+                    replayed: false,
+                });
+                if recorded { directives } else { Vec::new() }
+            }
+            Err(error) => {
+                self.decided_end.get_or_insert(RunStatus::Failed);
+                self.stop(format!("the workflow's decide failed after step `{}`: {error:#}", event.step));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Apply a decision recorded in an earlier session (its steps are already in the workflow).
+    fn replay(&mut self, row: DecisionRow) {
+        let Ok(directives) = serde_json::from_str::<Vec<Directive>>(&row.directives) else { return };
+        self.shared.emit(Event::Decided {
+            after: row.step.clone(),
+            at: self.shared.millis(),
+            directives: directives.clone(),
+            replayed: true,
+        });
+        for directive in directives {
+            // Its steps were added before the run began.
+            let added = matches!(directive, Directive::AddStep { .. });
+            if !added && !self.apply(&row.step, &directive) {
+                break;
+            }
+        }
+    }
+
+    /// Carry out one directive decided after step `after` ended. One that cannot be carried out
+    /// stops the run, saying why, and `false` says the rest of that answer is not carried out.
+    fn apply(&mut self, after: &str, directive: &Directive) -> bool {
+        let refused = match directive {
+            Directive::AddStep { .. } => self.add_step(directive).err(),
+            Directive::SkipStep { step, reason } => match self.index_of(step) {
+                Some(i) if !self.started[i] => {
+                    self.ready.remove(&i);
+                    self.started[i] = true;
+                    self.skip(i, format!("the workflow decided so after `{after}`: {reason}"));
+                    self.release(i);
+                    None
+                }
+                // Already skipped (a replayed decision): nothing to do.
+                Some(i) if self.ended[i].as_ref().is_some_and(|s| s.status == StepStatus::Skipped) => None,
+                Some(_) => Some(format!("cannot skip step `{step}`: it has already started")),
+                None => Some(format!("cannot skip step `{step}`: there is no such step")),
+            },
+            Directive::Block { reason } => {
+                self.decided_end = Some(RunStatus::Blocked);
+                if self.stopping.is_none() {
+                    self.stop(format!(
+                        "the workflow decided after `{after}` that the run is blocked: {reason}"
+                    ));
+                }
+                None
+            }
+            Directive::SetOutput { step, output } => match self.index_of(step) {
+                Some(i) if self.ended[i].as_ref().is_some_and(|s| s.status == StepStatus::Succeeded) => {
+                    if let Some(values) = self.values[i].as_mut() {
+                        values.output = output.clone();
+                    }
+                    match self.shared.store().set_step_output(&self.shared.run_id, step, output) {
+                        Ok(()) => None,
+                        Err(error) => {
+                            self.shared.record_failed(&error.to_string());
+                            None
+                        }
+                    }
+                }
+                Some(_) => Some(format!("cannot set the output of step `{step}`: it has not succeeded")),
+                None => Some(format!("cannot set the output of step `{step}`: there is no such step")),
+            },
+        };
+        let Some(why) = refused else { return true };
+        self.decided_end.get_or_insert(RunStatus::Failed);
+        if self.stopping.is_none() {
+            self.stop(format!("the workflow's decision after `{after}` was refused: {why}"));
+        }
+        false
+    }
+
+    /// Add a decided step: checked like a step of the file, its gates prepared and its row
+    /// recorded before it can start.
+    fn add_step(&mut self, directive: &Directive) -> Result<(), String> {
+        let Directive::AddStep { required_by, .. } = directive else { return Ok(()) };
+        for name in required_by {
+            if let Some(i) = self.index_of(name).filter(|&i| self.started[i]) {
+                let _ = i;
+                return Err(format!("the new step is required by `{name}`, which has already started"));
+            }
+        }
+        let Some(next) = flow::apply(&self.workflow, directive, &self.shared.file_label)? else {
+            return Ok(());
+        };
+        let before = self.workflow.steps.len();
+        let added = &next.steps[before..];
+        // An untrusted workflow's new steps may ask only for what was granted.
+        let shared = &self.shared;
+        policy::check_added(
+            &shared.trust,
+            &next,
+            added,
+            &shared.workspace,
+            &shared.definition_dir,
+            &shared.runner_env,
+        )?;
+        self.shared.gates.prepare_steps(added).map_err(|e| format!("{e:#}"))?;
+        // Every step, in order: positions stay file order, and what now waits for the new step
+        // gets its new definition.
+        let definitions = resume::step_definitions(&next);
+        self.shared.store().add_steps(&self.shared.run_id, &definitions).map_err(|e| e.to_string())?;
+        self.grow(Arc::new(next));
+        Ok(())
     }
 
     /// Step `index` has ended: what waits for it may become ready. A commit step waits for its
@@ -764,7 +1051,7 @@ impl Scheduler {
     /// it) when one does not.
     fn release(&mut self, index: usize) {
         let succeeded = self.ended[index].as_ref().is_some_and(|s| s.status == StepStatus::Succeeded);
-        let name = self.shared.workflow.steps[index].name.clone();
+        let name = self.workflow.steps[index].name.clone();
         for d in self.dependents[index].clone() {
             if self.ended[d].is_some() {
                 continue;
@@ -807,7 +1094,7 @@ impl Scheduler {
     }
 
     fn skip(&mut self, index: usize, reason: String) {
-        let step = self.shared.workflow.steps[index].name.clone();
+        let step = self.workflow.steps[index].name.clone();
         self.shared.emit(Event::StepSkipped {
             step: step.clone(),
             at: self.shared.millis(),
@@ -827,10 +1114,9 @@ impl Scheduler {
 
     /// Why a step that never became ready did not run: the first step it needs that failed.
     fn blocked_by(&self, index: usize) -> String {
-        let step = &self.shared.workflow.steps[index];
+        let step = &self.workflow.steps[index];
         let failed = step.needs.iter().find(|need| {
-            self.shared
-                .workflow
+            self.workflow
                 .steps
                 .iter()
                 .position(|s| &s.name == *need)

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::agent;
@@ -11,9 +12,11 @@ use super::checks::{self, Subject};
 use super::env::{self, Env};
 use super::event::{CheckResult, Event, StepStatus, StepSummary, Usage};
 use super::guard;
+use super::policy::{self, CommandLine};
 use super::render::{self, StepValues, Values};
 use super::repair;
 use super::run::Shared;
+use crate::native::confine::PreparedConfinement;
 use crate::native::logged::LoggedSpec;
 use crate::spec::template::{self, Reference};
 use crate::spec::{Action, Check, GateRef, Step};
@@ -42,10 +45,11 @@ pub struct StepEnd {
 /// still fails and it has a repair loop, repair rounds each followed by a rerun. `values` holds
 /// the run's vars and the results of the upstream steps its templates refer to.
 pub async fn run(shared: &Shared, index: usize, values: Values) -> StepEnd {
-    let step = &shared.workflow.steps[index];
+    let workflow = shared.workflow();
+    let step = &workflow.steps[index];
     let dir = shared.run_dir.join("steps").join(&step.name);
     let started = Instant::now();
-    let repair = shared.workflow.repair_of(step);
+    let repair = workflow.repair_of(step);
     // A resumed run numbers on from its earlier sessions (and gets a fresh repair budget).
     let (earlier_attempts, earlier_rounds) = shared.earlier(&step.name);
     let rounds = earlier_rounds + repair.map_or(0, |r| r.attempts);
@@ -365,6 +369,10 @@ pub(super) struct AgentProcess {
     pub env: Env,
     pub what: String,
     pub format: agent::OutputFormat,
+    /// For an untrusted run: what confines it.
+    pub confinement: Option<Arc<PreparedConfinement>>,
+    /// The first line of its log (it runs unconfined).
+    pub notice: Option<String>,
 }
 
 /// Write `task` to `task_file` (always, for the record) and build the process that gives it to
@@ -375,10 +383,15 @@ pub(super) fn agent_process(
     task: &str,
     task_file: &Path,
 ) -> Result<AgentProcess, String> {
-    let agent = &shared.workflow.agents[name];
+    let workflow = shared.workflow();
+    let agent = &workflow.agents[name];
     std::fs::write(task_file, task).map_err(|e| format!("cannot write {}: {e}", task_file.display()))?;
     let launch = agent::launch(agent, task, task_file);
-    let mut env = Env::base(&shared.runner_env);
+    let untrusted = shared.trust.policy();
+    let mut env = match untrusted {
+        None => Env::base(&shared.runner_env),
+        Some(policy) => policy::untrusted_env(&shared.runner_env, policy)?,
+    };
     for variable in &agent.env {
         // Checked before the run started; absent here only if the environment changed.
         if let Some(value) = env::lookup(&shared.runner_env, variable) {
@@ -390,13 +403,21 @@ pub(super) fn agent_process(
     }
     let program = resolve_program(&launch.program, &shared.definition_dir, &shared.runner_env)
         .map_err(|e| format!("agent `{name}`: {e}"))?;
+    // Checked before the run started, and again here: a workflow component may add steps.
+    if let Some(refusal) = untrusted.and_then(|p| policy::agent_refusal(p, name, agent, &program)) {
+        return Err(refusal);
+    }
+    let what = format!("agent {name}: {}", program.display());
+    let process = policy::confine_process(&shared.trust, program, launch.args)?;
     Ok(AgentProcess {
-        what: format!("agent {name}: {}", program.display()),
-        program,
-        args: launch.args,
+        what,
+        program: process.program,
+        args: process.args,
         stdin: launch.stdin.map(String::into_bytes),
         env,
         format: launch.output,
+        confinement: process.confinement,
+        notice: process.notice,
     })
 }
 
@@ -431,24 +452,54 @@ fn prepare(
         return Ok(Prepared::Gate { gate: gate.clone(), cwd });
     }
 
-    let mut env = Env::base(&shared.runner_env);
+    let untrusted = shared.trust.policy();
+    let mut env = match untrusted {
+        None => Env::base(&shared.runner_env),
+        Some(policy) => policy::untrusted_env(&shared.runner_env, policy)?,
+    };
     let mut references: Vec<Reference> = Vec::new();
     let timeout;
     let (program, args, stdin, what, format);
+    let (mut confinement, mut log_header) = (None, None);
     match &step.action {
         Action::Run { command } => {
-            let rendered = render::render_shell(command, values).map_err(|e| format!("`run`: {e}"))?;
             references.extend(template::parse(command).map_err(|e| e.to_string())?.references().cloned());
             timeout = step.timeout;
-            (program, args, stdin, what, format) =
-                (PathBuf::from("/bin/sh"), vec!["-c".to_string(), rendered.clone()], None, rendered, None);
+            match untrusted {
+                None => {
+                    let rendered =
+                        render::render_shell(command, values).map_err(|e| format!("`run`: {e}"))?;
+                    (program, args, stdin, what, format) = (
+                        PathBuf::from("/bin/sh"),
+                        vec!["-c".to_string(), rendered.clone()],
+                        None,
+                        rendered,
+                        None,
+                    );
+                }
+                Some(policy) => {
+                    // No shell: each value is (part of) one argument, and what runs must be granted.
+                    let line = CommandLine::parse(command).map_err(|e| format!("`run`: {e}"))?;
+                    let argv = line.render(values).map_err(|e| format!("`run`: {e}"))?;
+                    let resolved = policy::resolve_exec(&argv[0], &cwd, env.get("PATH"))
+                        .map_err(|e| format!("`run`: {e}"))?;
+                    if let Some(refusal) = policy::exec_refusal(policy, &step.name, &argv, &resolved) {
+                        return Err(refusal);
+                    }
+                    let process = policy::confine_process(&shared.trust, resolved, argv[1..].to_vec())?;
+                    (confinement, log_header) = (process.confinement, process.notice);
+                    (program, args, stdin, what, format) =
+                        (process.program, process.args, None, policy::shown_argv(&argv), None);
+                }
+            }
         }
         Action::Agent { agent: name, task } => {
             let task = text("task", task)?;
             let task_file = dir.join(format!("attempt-{attempt}.task.md"));
             let launched = agent_process(shared, name, &task, &task_file)?;
             env = launched.env;
-            timeout = step.timeout.or(shared.workflow.agents[name].timeout);
+            (confinement, log_header) = (launched.confinement, launched.notice);
+            timeout = step.timeout.or(shared.workflow().agents[name].timeout);
             what = launched.what;
             (program, args, stdin, format) =
                 (launched.program, launched.args, launched.stdin, Some(launched.format));
@@ -478,6 +529,8 @@ fn prepare(
         log_limit: LOG_LIMIT,
         stdout_limit: STDOUT_KEPT,
         tail_limit: TAIL_KEPT,
+        confinement,
+        log_header,
     };
     Ok(Prepared::Native { spec, what, format })
 }
@@ -527,6 +580,8 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 },
                 None => None,
             };
+            // No step of an untrusted run may change the grants of the runs to come.
+            let policy_guard = policy::PolicyFileGuard::before(&shared.trust, &shared.workspace);
             let ran = match shared.run_process(&step.name, "step", &spec).await {
                 Ok(ran) => ran,
                 Err(e) => {
@@ -541,6 +596,7 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 Some(guard) => guard.after(shared, step, "step").await,
                 None => Ok(Vec::new()),
             };
+            let policy_changed = policy_guard.and_then(policy::PolicyFileGuard::after);
             let stdout = String::from_utf8_lossy(&ran.stdout).into_owned();
             let (output, usage) = match format {
                 Some(format) => {
@@ -575,6 +631,9 @@ async fn execute(shared: &Shared, step: &Step, prepared: Prepared, values: &Valu
                 Ok(files) => files,
                 Err(reason) => return Attempt { reason: Some(reason), retryable: false, ..base },
             };
+            if let Some(reason) = policy_changed {
+                return Attempt { reason: Some(reason), retryable: false, ..base };
+            }
             if format.is_some()
                 && let Some(reason) = needs_human(&base.output)
             {

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::confine::PreparedConfinement;
 use super::process::ProcessGroup;
 
 /// What to run, where its output goes, and its bounds.
@@ -37,6 +39,11 @@ pub struct LoggedSpec {
     pub stdout_limit: usize,
     /// How much of stdout and stderr together is kept in memory (the last bytes), for reports.
     pub tail_limit: usize,
+    /// Applied in the child before it runs the program: Landlock and a private network namespace
+    /// for steps of untrusted workflows (`None`: unconfined).
+    pub confinement: Option<Arc<PreparedConfinement>>,
+    /// A line written at the top of the log, before anything the process prints.
+    pub log_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,6 +76,9 @@ pub async fn run_logged_with(
     spawned: impl FnOnce(u32),
 ) -> std::io::Result<LoggedOutput> {
     let mut log = tokio::fs::File::create(&spec.log).await?;
+    if let Some(header) = &spec.log_header {
+        log.write_all(format!("{header}\n").as_bytes()).await?;
+    }
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -80,7 +90,22 @@ pub async fn run_logged_with(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn()?;
+    if let Some(confinement) = spec.confinement.clone() {
+        // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+        // work is sound; `apply_in_child` allocates nothing and only makes system calls (unshare,
+        // open/write/close on /proc/self, prctl, landlock_restrict_self) on data prepared in the
+        // parent. The Arc is moved in and never dropped in the child, which execs or exits.
+        unsafe {
+            command.pre_exec(move || confinement.apply_in_child());
+        }
+    }
+    let mut child = command.spawn().map_err(|e| match &spec.confinement {
+        Some(_) => std::io::Error::new(
+            e.kind(),
+            format!("cannot start {} with its confinement: {e}", spec.program.display()),
+        ),
+        None => e,
+    })?;
     let group = ProcessGroup::of(&child);
     if let Some(pid) = child.id() {
         spawned(pid);
@@ -200,6 +225,8 @@ mod tests {
             log_limit: 1 << 20,
             stdout_limit: 1 << 20,
             tail_limit: 1 << 10,
+            confinement: None,
+            log_header: None,
         }
     }
 
@@ -262,6 +289,32 @@ mod tests {
         assert!(out.cancelled && out.exit_code.is_none());
         std::thread::sleep(Duration::from_millis(1500));
         assert!(!marker.exists(), "a grandchild survived cancellation");
+    }
+
+    #[tokio::test]
+    async fn a_confined_step_writes_only_where_it_may() {
+        let support = crate::native::confine::support();
+        if support.landlock_abi.is_none() {
+            eprintln!("SKIPPED a_confined_step_writes_only_where_it_may: {support}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir(&workspace).unwrap();
+        let outside = dir.path().join("outside");
+        let confinement = crate::native::confine::Confinement {
+            writable: vec![workspace.clone()],
+            network: true,
+            ..Default::default()
+        };
+        let mut spec = sh(&workspace, &format!("echo in > inside; echo out > {}", outside.display()));
+        spec.log = dir.path().join("attempt.log");
+        spec.confinement = Some(Arc::new(confinement.prepare().unwrap()));
+        let out = run_logged(&spec, &CancellationToken::new()).await.unwrap();
+        assert_ne!(out.exit_code, Some(0));
+        assert!(String::from_utf8_lossy(&out.tail).contains("Permission denied"), "{out:?}");
+        assert_eq!(std::fs::read_to_string(workspace.join("inside")).unwrap(), "in\n");
+        assert!(!outside.exists());
     }
 
     #[tokio::test]

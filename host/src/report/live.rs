@@ -27,9 +27,11 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 use super::style::Paint;
 use super::summary::CommitNotes;
 use super::{
-    count, duration, failure_details, kept_from, lock, one_line, outcome, summary, text, usage_note, why,
+    count, decided_lines, duration, failure_details, kept_from, lock, one_line, outcome, summary, text,
+    usage_note, why,
 };
 use crate::engine::event::{Event, Observer, StepStatus};
+use crate::engine::flow::Directive;
 
 /// Running steps shown at once; the rest are counted.
 const MAX_RUNNING: usize = 10;
@@ -230,6 +232,11 @@ impl View {
                     text::line(&run_dir.display().to_string())
                 ))]
             }
+            Event::Decided { after, directives, replayed, .. } => {
+                let added = directives.iter().filter(|d| matches!(d, Directive::AddStep { .. })).count();
+                self.total += added;
+                decided_lines(after, directives, *replayed).into_iter().map(|l| paint.dim(&l)).collect()
+            }
             Event::StepKept { step, from_run, .. } => {
                 self.done += 1;
                 let from = kept_from(from_run.as_deref());
@@ -308,10 +315,14 @@ impl View {
                 self.skipped += 1;
                 vec![paint.dim(&format!("- {}  skipped: {}", text::line(step), text::line(reason)))]
             }
-            Event::RunFinished { status, duration_ms, summary: steps, .. } => {
+            Event::RunFinished { status, duration_ms, summary: steps, reason, .. } => {
                 self.running.clear();
                 let table = summary::render(steps, *status, *duration_ms, &self.notes, paint);
-                std::iter::once(String::new()).chain(table.lines().map(str::to_string)).collect()
+                let stopped = reason.as_deref().map(|r| paint.bold(&format!("stopped: {}", text::line(r))));
+                std::iter::once(String::new())
+                    .chain(stopped)
+                    .chain(table.lines().map(str::to_string))
+                    .collect()
             }
             Event::RepairStarted { step, round, rounds, agent, .. } => {
                 self.running.push(Running {
@@ -552,6 +563,7 @@ mod tests {
             summary: vec![],
             blocked_artifact: None,
             commit: None,
+            reason: None,
         });
         live.event(&started("late", "ignored"));
         let out = String::from_utf8(lock(&capture.0).clone()).unwrap();

@@ -26,6 +26,7 @@ pub use plain::Plain;
 pub use summary::summary;
 
 use crate::engine::event::{CheckResult, Millis, Observer, Usage};
+use crate::engine::flow::Directive;
 
 /// The view for this process: [`Json`] on stdout when asked for, else [`Live`] when stderr is an
 /// interactive terminal, else [`Plain`] on stderr.
@@ -93,7 +94,6 @@ fn usage_note(usage: Option<&Usage>) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// A command on one line: its first line (escaped), with `…` when more follow.
 /// Where a kept step's result comes from: an earlier run (`--from`) or this one.
 fn kept_from(from_run: Option<&str>) -> String {
     match from_run {
@@ -102,6 +102,16 @@ fn kept_from(from_run: Option<&str>) -> String {
     }
 }
 
+/// What a workflow component decided after a step ended, a line per directive.
+fn decided_lines(after: &str, directives: &[Directive], replayed: bool) -> Vec<String> {
+    let when = if replayed { "replayed, after" } else { "after" };
+    directives
+        .iter()
+        .map(|d| format!("{when} {}: {}", text::line(after), text::line(&d.describe())))
+        .collect()
+}
+
+/// A command on one line: its first line (escaped), with `…` when more follow.
 fn one_line(what: &str) -> String {
     let mut lines = what.trim().lines();
     let first = text::line(lines.next().unwrap_or("")).into_owned();

@@ -18,7 +18,8 @@ use std::sync::Mutex;
 
 use super::summary::CommitNotes;
 use super::{
-    count, duration, failure_details, kept_from, lock, one_line, outcome, summary, text, usage_note, why,
+    count, decided_lines, duration, failure_details, kept_from, lock, one_line, outcome, summary, text,
+    usage_note, why,
 };
 use crate::engine::event::{Event, Millis, Observer, StepStatus};
 
@@ -79,6 +80,10 @@ impl<W> State<W> {
                     text::line(&run_dir.display().to_string()),
                 )]
             }
+            Event::Decided { after, at, directives, replayed } => decided_lines(after, directives, *replayed)
+                .into_iter()
+                .map(|line| format!("{} decide  {line}", stamp(*at)))
+                .collect(),
             Event::StepKept { step, at, from_run, .. } => {
                 let from = kept_from(from_run.as_deref());
                 vec![format!("{} kept    {}  {from}", stamp(*at), text::line(step))]
@@ -143,8 +148,11 @@ impl<W> State<W> {
             Event::StepSkipped { step, at, reason } => {
                 vec![format!("{} skip    {}  {}", stamp(*at), text::line(step), text::line(reason))]
             }
-            Event::RunFinished { status, duration_ms, summary: steps, .. } => {
-                vec![String::new(), summary(steps, *status, *duration_ms, &self.notes).trim_end().to_string()]
+            Event::RunFinished { status, duration_ms, summary: steps, reason, .. } => {
+                let mut lines = vec![String::new()];
+                lines.extend(reason.as_deref().map(|r| format!("stopped: {}", text::line(r))));
+                lines.push(summary(steps, *status, *duration_ms, &self.notes).trim_end().to_string());
+                lines
             }
             Event::RepairStarted { step, round, rounds, agent, at, task, .. } => vec![format!(
                 "{} repair  {}  round {round} of {rounds} by agent {}, task in {}",
@@ -329,6 +337,7 @@ mod tests {
             }],
             blocked_artifact: None,
             commit: None,
+            reason: None,
         };
         let out = output(&[fix, run_finished]);
         assert!(out.starts_with("[  2.000s] ok      fix  1.39s  1.2k/340 tokens, $0.012\n\n"), "{out}");

@@ -10,6 +10,7 @@ mod bindings;
 mod cache;
 mod capabilities;
 mod engine;
+pub mod flow;
 pub mod grants;
 mod limits;
 pub mod manifest;
@@ -177,36 +178,14 @@ impl Sandbox {
     pub async fn verify(&self, gate: &GateComponent, call: GateCall) -> GateReport {
         let console = MemoryOutputPipe::new(call.limits.console_bytes);
         let mut report = GateReport::host_error("the gate did not run");
-        let wasi = match filesystem::wasi_context(&call.effective.mounts, &console) {
-            Ok(wasi) => wasi,
+        let limits = call.limits.clone();
+        let mut store = match self.new_store(call.effective, call.workspace, &limits, &console) {
+            Ok(store) => store,
             Err(e) => {
                 report.verdict = Verdict::host_error(format!("{e:#}"), "");
                 return report;
             }
         };
-        let limits = call.limits.clone();
-        let deadline = Instant::now() + limits.timeout;
-        let state = GateState {
-            wasi,
-            table: ResourceTable::new(),
-            memory: MemoryCap { max_bytes: limits.memory, hit: false },
-            process: ProcessCapability {
-                effective: call.effective,
-                workspace: call.workspace,
-                deadline,
-                output_limit: limits.process_output,
-                calls: Vec::new(),
-                calls_dropped: 0,
-                git_drivers: None,
-            },
-            log: LogCapability::new(limits.log_bytes),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).expect("fuel is enabled");
-        let ticks = limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(ticks as u64);
-        store.epoch_deadline_trap();
 
         let input = bindings::types::GateInput {
             params: serde_json::Value::Object(call.params).to_string(),
@@ -238,9 +217,9 @@ impl Sandbox {
             Ok(Ok((instantiate, verify, Err(e)))) => {
                 report.instantiate_time = instantiate;
                 report.verify_time = verify;
-                trap_verdict(&e, &store, &limits, &console)
+                trap_verdict("the gate", &e, &store, &limits, &console)
             }
-            Ok(Err(e)) => trap_verdict(&e, &store, &limits, &console),
+            Ok(Err(e)) => trap_verdict("the gate", &e, &store, &limits, &console),
             Err(_elapsed) => Verdict::host_error(
                 format!(
                     "the gate ran past its time limit of {} (stopped)",
@@ -259,6 +238,42 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// A store for one call: the effective grants' mounts and processes, the limits armed.
+    fn new_store(
+        &self,
+        effective: Effective,
+        workspace: PathBuf,
+        limits: &Limits,
+        console: &MemoryOutputPipe,
+    ) -> anyhow::Result<Store<GateState>> {
+        let wasi = filesystem::wasi_context(&effective.mounts, console)?;
+        let deadline = Instant::now() + limits.timeout;
+        let state = GateState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap { max_bytes: limits.memory, hit: false },
+            process: ProcessCapability {
+                effective,
+                workspace,
+                deadline,
+                output_limit: limits.process_output,
+                calls: Vec::new(),
+                calls_dropped: 0,
+                git_drivers: None,
+            },
+            log: LogCapability::new(limits.log_bytes),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).expect("fuel is enabled");
+        let ticks = limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(ticks as u64);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+}
+
 /// The sha256 of a component, as hex: what pins a gate and keys its compiled form.
 pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -266,6 +281,7 @@ pub fn digest(bytes: &[u8]) -> String {
 
 /// Turn a trap or host error into an `error` verdict that says which bound was hit.
 fn trap_verdict(
+    who: &str,
     error: &wasmtime::Error,
     store: &Store<GateState>,
     limits: &Limits,
@@ -274,42 +290,43 @@ fn trap_verdict(
     let console_text = String::from_utf8_lossy(&console.contents()).into_owned();
     let summary = if store.data().memory.hit {
         format!(
-            "the gate tried to use more than its memory limit of {} (stopped)",
+            "{who} tried to use more than its memory limit of {} (stopped)",
             bytesize::ByteSize(limits.memory).display().iec()
         )
     } else {
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => format!(
-                "the gate ran past its time limit of {} (stopped)",
+                "{who} ran past its time limit of {} (stopped)",
                 humantime::format_duration(limits.timeout)
             ),
             Some(Trap::OutOfFuel) => {
                 format!(
-                    "the gate used up its fuel of {} instructions (stopped)",
+                    "{who} used up its fuel of {} instructions (stopped)",
                     limits.fuel.unwrap_or(u64::MAX)
                 )
             }
-            Some(Trap::StackOverflow) => "the gate overflowed its stack (stopped)".to_string(),
+            Some(Trap::StackOverflow) => format!("{who} overflowed its stack (stopped)"),
             Some(Trap::UnreachableCodeReached) if console_text.contains("panicked") => {
-                format!("the gate panicked: {}", panic_message(&console_text))
+                format!("{who} panicked: {}", panic_message(&console_text))
             }
-            Some(trap) => format!("the gate crashed: {trap}"),
+            Some(trap) => format!("{who} crashed: {trap}"),
             None => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Some(exit) => {
-                    format!("the gate exited (exit code {}) instead of returning a verdict", exit.0)
+                    format!("{who} exited (exit code {}) instead of returning", exit.0)
                 }
                 None if format!("{error}").contains("fuel allocated for hostcalls") => {
-                    "the gate passed more data to the host than it accepts: far over the verdict \
-                     limit, or in the arguments of a host call"
-                        .to_string()
+                    format!(
+                        "{who} passed more data to the host than it accepts: far over the verdict \
+                         limit (for a gate) or the result limit, or in the arguments of a host call"
+                    )
                 }
-                None => format!("the gate failed: {}", first_line(&format!("{error:#}"))),
+                None => format!("{who} failed: {}", first_line(&format!("{error:#}"))),
             },
         }
     };
     let mut evidence = format!("{error:?}");
     if !console_text.is_empty() {
-        evidence.push_str("\n\nThe gate's own output:\n");
+        evidence.push_str("\n\nIts own output:\n");
         evidence.push_str(&console_text);
     }
     Verdict::host_error(summary, evidence)

@@ -24,7 +24,14 @@ pub const FILE: &str = "runs.db";
 /// `PRAGMA application_id` of a greenlight store: "glnt".
 const APPLICATION_ID: i32 = 0x676c_6e74;
 /// `PRAGMA user_version`: the schema this greenlight writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
+/// How a store of each older schema becomes the current one: `MIGRATIONS[v - 1]` takes v to v+1.
+const MIGRATIONS: &[&str] = &["ALTER TABLE runs ADD COLUMN grants TEXT;
+     ALTER TABLE runs ADD COLUMN component_sha256 TEXT;
+     CREATE TABLE decisions (
+         run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+         session INTEGER NOT NULL, step TEXT NOT NULL, directives TEXT NOT NULL, at INTEGER NOT NULL,
+         PRIMARY KEY (run_id, seq)) STRICT;"];
 const SCHEMA: &str = include_str!("schema.sql");
 /// How long a write waits for another runner's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,6 +98,9 @@ pub struct NewRun {
     pub run_dir: PathBuf,
     pub started_at: u64,
     pub reused_from: Option<String>,
+    /// JSON: the grants of an untrusted run.
+    pub grants: Option<String>,
+    pub component_sha256: Option<String>,
 }
 
 /// A step of a run's definition.
@@ -168,6 +178,20 @@ pub struct RunRow {
     pub commit: Option<String>,
     pub blocked_artifact: Option<PathBuf>,
     pub reused_from: Option<String>,
+    /// JSON: the grants of an untrusted run (`None`: trusted).
+    #[serde(skip)]
+    pub grants: Option<String>,
+    pub component_sha256: Option<String>,
+}
+
+/// What `decide` answered after a step ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecisionRow {
+    pub seq: u32,
+    pub session: u32,
+    pub step: String,
+    /// JSON array.
+    pub directives: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -295,6 +319,18 @@ impl Store {
                 });
             }
             tx.commit().map_err(|e| classify(&self.path, e))?;
+        } else if version < SCHEMA_VERSION {
+            // An older greenlight's store: brought up to date in one transaction (checked again
+            // inside it: another runner may be migrating it at this moment).
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| classify(&self.path, e))?;
+            let (_, version, _) = identify(&tx).map_err(|e| classify(&self.path, e))?;
+            for migration in MIGRATIONS.iter().skip((version.max(1) - 1) as usize) {
+                tx.execute_batch(migration).map_err(|e| classify(&self.path, e))?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| classify(&self.path, e))?;
+            tx.commit().map_err(|e| classify(&self.path, e))?;
         }
         Ok(())
     }
@@ -321,8 +357,9 @@ impl Store {
         self.write(|tx| {
             tx.prepare_cached(
                 "INSERT INTO runs (id, name, file, file_path, selected, definition, definition_hash, vars,
-                     max_concurrency, workspace, run_dir, status, started_at, runner_pid, reused_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'running', ?12, ?13, ?14)",
+                     max_concurrency, workspace, run_dir, status, started_at, runner_pid, reused_from, grants,
+                     component_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'running', ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 run.id,
@@ -339,6 +376,8 @@ impl Store {
                 run.started_at as i64,
                 pid,
                 run.reused_from,
+                run.grants,
+                run.component_sha256,
             ])?;
             upsert_steps(tx, &run.id, steps)
         })
@@ -614,6 +653,61 @@ impl Store {
         })
     }
 
+    /// Record what `decide` answered after `step` ended (before any of it takes effect), with
+    /// its event.
+    pub fn decision(
+        &self,
+        run_id: &str,
+        session: u32,
+        step: &str,
+        directives: &str,
+        at: u64,
+        event: EventRecord,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO decisions (run_id, seq, session, step, directives, at)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM decisions WHERE run_id = ?1), ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run_id, session, step, directives, at as i64])?;
+            insert_event(tx, run_id, session, event)
+        })
+    }
+
+    /// A decision added steps to a running run: `steps` is every step of it now, in order (new
+    /// ones are pending; an existing step whose definition changed is pending again).
+    pub fn add_steps(&self, run_id: &str, steps: &[StepDefinition]) -> Result<()> {
+        self.write(|tx| upsert_steps(tx, run_id, steps))
+    }
+
+    /// A run's decisions, in the order they were made.
+    pub fn decisions(&self, run_id: &str) -> Result<Vec<DecisionRow>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, session, step, directives FROM decisions WHERE run_id = ?1 ORDER BY seq",
+            )?;
+            statement
+                .query_map(params![run_id], |r| {
+                    Ok(DecisionRow {
+                        seq: r.get(0)?,
+                        session: r.get(1)?,
+                        step: r.get(2)?,
+                        directives: r.get(3)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    /// Replace what later templates read as `step`'s output (a `decide` set it).
+    pub fn set_step_output(&self, run_id: &str, step: &str, output: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE steps SET output = ?3 WHERE run_id = ?1 AND name = ?2")?
+                .execute(params![run_id, step, output])?;
+            Ok(())
+        })
+    }
+
     pub fn run(&self, run_id: &str) -> Result<RunRow> {
         self.read(|conn| {
             conn.query_row(&format!("{RUN_COLUMNS} WHERE id = ?1"), params![run_id], run_row).optional()
@@ -731,7 +825,7 @@ impl Store {
 
 const RUN_COLUMNS: &str = "SELECT id, name, file, file_path, selected, definition, definition_hash, vars,
     max_concurrency, workspace, run_dir, status, reason, started_at, finished_at, sessions, runner_pid,
-    cancel_requested, commit_sha, blocked_artifact, reused_from FROM runs";
+    cancel_requested, commit_sha, blocked_artifact, reused_from, grants, component_sha256 FROM runs";
 
 fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -756,6 +850,8 @@ fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
         commit: r.get(18)?,
         blocked_artifact: r.get::<_, Option<String>>(19)?.map(PathBuf::from),
         reused_from: r.get(20)?,
+        grants: r.get(21)?,
+        component_sha256: r.get(22)?,
     })
 }
 

@@ -29,7 +29,11 @@ CREATE TABLE runs (
     commit_sha       TEXT,
     blocked_artifact TEXT,
     -- `run --from`: the run whose results were reused.
-    reused_from      TEXT
+    reused_from      TEXT,
+    -- JSON: what the person running an untrusted workflow granted (NULL: a trusted run).
+    grants           TEXT,
+    -- For a workflow written as a component: the sha256 of the .wasm that planned it.
+    component_sha256 TEXT
 ) STRICT;
 
 CREATE TABLE steps (
@@ -100,3 +104,17 @@ CREATE TABLE events (
 
 CREATE INDEX events_by_run ON events (run_id, id);
 CREATE INDEX processes_by_run ON processes (run_id, ended);
+
+-- What a workflow component's `decide` answered when a step ended, in the order it answered:
+-- a resumed run replays these instead of asking again.
+CREATE TABLE decisions (
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    session    INTEGER NOT NULL,
+    -- The step whose ending was decided on.
+    step       TEXT NOT NULL,
+    -- JSON array of directives.
+    directives TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) STRICT;

@@ -60,6 +60,8 @@ fn new_run(workspace: &Path, id: &str, started_at: u64) -> NewRun {
         run_dir: workspace.join(".greenlight").join("runs").join(id),
         started_at,
         reused_from: None,
+        grants: None,
+        component_sha256: None,
     }
 }
 

@@ -104,9 +104,17 @@ impl Repo {
         if inside.stdout.trim_ascii() != b"true" {
             return Ok(None);
         }
-        let toplevel = strip_newline(git.cmd(["rev-parse", "--show-toplevel"]).output()?);
+        let toplevel = OsString::from_vec(strip_newline(git.cmd(["rev-parse", "--show-toplevel"]).output()?));
         let prefix = strip_newline(git.cmd(["rev-parse", "--show-prefix"]).output()?);
-        Ok(Some(Repo { git, workspace, toplevel: PathBuf::from(OsString::from_vec(toplevel)), prefix }))
+        let git_dir =
+            OsString::from_vec(strip_newline(git.cmd(["rev-parse", "--absolute-git-dir"]).output()?));
+        // From now on this repository, whatever appears in the workspace: a step that runs
+        // `git init` in a workspace below the top of the repository must not make greenlight's
+        // own git commands (snapshots, diffs, the commit) use a repository, and a config, it made.
+        let mut git = git;
+        git.env.push(("GIT_DIR".into(), git_dir));
+        git.env.push(("GIT_WORK_TREE".into(), toplevel.clone()));
+        Ok(Some(Repo { git, workspace, toplevel: PathBuf::from(toplevel), prefix }))
     }
 
     /// The same repository, where a command that runs hooks (the commit) is killed, with every

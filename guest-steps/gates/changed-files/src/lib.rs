@@ -5,6 +5,10 @@
 //! files), or with `base`, `git diff BASE` (committed, staged and unstaged changes since BASE)
 //! plus the untracked files from `git status`.
 //!
+//! A pass lists the files modified or added under `paths` as `info` findings (the path, and
+//! "modified", "added", "renamed from ..." as the message); a failure's findings are what is
+//! missing and what changed under the protected paths.
+//!
 //! Paths are workspace-relative and compared component by component: `src` covers the file
 //! `src` and everything under the directory `src/`; `src/` covers only the directory; `.` covers
 //! the whole workspace. `src/ma` does not cover `src/main.rs`.
@@ -82,6 +86,11 @@ const GIT_DIFF: &[&str] = &[
 
 /// Most lines of git output quoted in the evidence.
 const EVIDENCE_LINES: usize = 200;
+
+/// Most changed files a pass lists as findings, and most bytes of their paths and messages (the
+/// host refuses a verdict over 1 MiB).
+const MAX_FILE_FINDINGS: usize = 1000;
+const MAX_FILE_FINDING_BYTES: usize = 256 << 10;
 
 /// A path from the parameters, checked and normalized.
 struct PathSpec {
@@ -327,6 +336,38 @@ fn evidence(prefix: &str, base: Option<&str>, changes: &[Change]) -> String {
     ev
 }
 
+/// The files modified or added under the required paths, as `info` findings (workspace-relative,
+/// sorted, each once): what a pass saw, for whoever reads the verdict next (a workflow's `decide`
+/// fans out over them). Within [`MAX_FILE_FINDINGS`] and [`MAX_FILE_FINDING_BYTES`], then one
+/// finding that counts the rest.
+fn changed_files(
+    changes: &[Change],
+    required: &[PathSpec],
+    in_workspace: &dyn Fn(&str) -> String,
+) -> Vec<Finding> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for c in changes.iter().filter(|c| c.present && required.iter().any(|s| s.covers(c))) {
+        let what = if c.what == "untracked" { "added (untracked)" } else { c.what.as_str() };
+        seen.entry(in_workspace(&c.path)).or_insert(what);
+    }
+    let total = seen.len();
+    let mut bytes = 0;
+    let mut findings = Vec::new();
+    for (path, what) in seen {
+        bytes += path.len() + what.len();
+        if findings.len() == MAX_FILE_FINDINGS || bytes > MAX_FILE_FINDING_BYTES {
+            break;
+        }
+        findings.push(Finding::info(what).at(path, None));
+    }
+    let more = total - findings.len();
+    if more > 0 {
+        let noun = if more == 1 { "file" } else { "files" };
+        findings.push(Finding::info(format!("{more} more changed {noun} not listed")));
+    }
+    findings
+}
+
 struct ChangedFiles;
 
 impl Gate for ChangedFiles {
@@ -429,7 +470,8 @@ impl Gate for ChangedFiles {
             if !protected.is_empty() {
                 parts.push("nothing under the protected paths changed".to_string());
             }
-            return Ok(Verdict::pass(parts.join("; ")).with_evidence(evidence));
+            let seen = changed_files(&changes, &required, &in_workspace);
+            return Ok(Verdict::pass(parts.join("; ")).with_findings(seen).with_evidence(evidence));
         }
         let mut parts = Vec::new();
         if !missing.is_empty() {
@@ -520,6 +562,33 @@ mod tests {
         let got: Vec<(&str, bool)> = changes.iter().map(|c| (c.path.as_str(), c.present)).collect();
         assert_eq!(got, [("a b", true), ("gone", false), ("new", true)]);
         assert!(parse_diff("M\0", "main").is_err());
+    }
+
+    #[test]
+    fn a_pass_lists_the_files_modified_or_added_under_the_paths() {
+        let changes = [
+            Change::new("sub/src/b.rs", true, "untracked"),
+            Change::new("sub/src/a.rs", true, "modified"),
+            Change::new("sub/src/gone.rs", false, "deleted"),
+            Change::new("sub/docs/x.md", true, "modified"),
+        ];
+        let required = [spec("src/", "sub/"), spec("src/a.rs", "sub/")];
+        let strip = |p: &str| p.strip_prefix("sub/").unwrap_or(p).to_string();
+        let got: Vec<(Option<String>, String)> =
+            changed_files(&changes, &required, &strip).into_iter().map(|f| (f.path, f.message)).collect();
+        assert_eq!(
+            got,
+            [
+                (Some("src/a.rs".to_string()), "modified".to_string()),
+                (Some("src/b.rs".to_string()), "added (untracked)".to_string()),
+            ]
+        );
+
+        let many: Vec<Change> =
+            (0..MAX_FILE_FINDINGS + 5).map(|i| Change::new(&format!("f{i:05}"), true, "modified")).collect();
+        let findings = changed_files(&many, &[spec(".", "")], &|p: &str| p.to_string());
+        assert_eq!(findings.len(), MAX_FILE_FINDINGS + 1);
+        assert_eq!(findings.last().unwrap().message, "5 more changed files not listed");
     }
 
     #[test]
