@@ -36,17 +36,7 @@ impl Sandbox {
     pub fn load_flow(&self, bytes: &[u8]) -> anyhow::Result<FlowComponent> {
         let manifest = Manifest::from_component(bytes)?;
         let sha256 = digest(bytes);
-        let component = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
-            Some(component) => component,
-            None => {
-                let component = wasmtime::component::Component::new(&self.engine, bytes)
-                    .map_err(|e| anyhow::anyhow!("the file is not a valid WebAssembly component: {e}"))?;
-                if let Some(cache) = &self.cache {
-                    cache.store(&sha256, &component);
-                }
-                component
-            }
-        };
+        let (component, _) = self.compile(bytes, &sha256)?;
         let exports = |name: &str| component.get_export_index(None, name).is_some();
         if !exports("plan") {
             anyhow::bail!(

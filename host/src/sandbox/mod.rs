@@ -146,19 +146,7 @@ impl Sandbox {
             Some(known) => known.to_string(),
             None => digest(bytes),
         };
-        let cached = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256));
-        let from_cache = cached.is_some();
-        let component = match cached {
-            Some(component) => component,
-            None => {
-                let component = wasmtime::component::Component::new(&self.engine, bytes)
-                    .map_err(|e| anyhow::anyhow!("the file is not a valid WebAssembly component: {e}"))?;
-                if let Some(cache) = &self.cache {
-                    cache.store(&sha256, &component);
-                }
-                component
-            }
-        };
+        let (component, from_cache) = self.compile(bytes, &sha256)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!(
                 "gate `{}` imports something this host does not provide: {e}\n\
@@ -172,6 +160,20 @@ impl Sandbox {
             )
         })?;
         Ok(GateComponent { manifest, sha256, size: bytes.len(), from_cache, load_time: start.elapsed(), pre })
+    }
+
+    /// The compiled component with this digest: from the cache, or compiled now (and cached).
+    /// `true` when it came from the cache.
+    fn compile(&self, bytes: &[u8], sha256: &str) -> anyhow::Result<(wasmtime::component::Component, bool)> {
+        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, sha256)) {
+            return Ok((component, true));
+        }
+        let component = wasmtime::component::Component::new(&self.engine, bytes)
+            .map_err(|e| anyhow::anyhow!("the file is not a valid WebAssembly component: {e}"))?;
+        if let Some(cache) = &self.cache {
+            cache.store(sha256, &component);
+        }
+        Ok((component, false))
     }
 
     /// Run one verification. Never fails: anything that goes wrong is an `error` verdict.
