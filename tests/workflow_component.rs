@@ -333,3 +333,45 @@ fn steps_a_decision_adds_are_held_to_the_same_grants() {
     assert!(run.finished()["summary"].as_array().unwrap().iter().all(|s| s["step"] != "sneak2"));
     scene.assert_home_intact();
 }
+
+#[test]
+fn a_component_that_snoops_is_contained_even_when_its_commands_are_granted() {
+    let scene = Hostile::new();
+    std::fs::write(scene.home().join(".ssh/id_rsa"), "PRIVATE-KEY-5f2a\n").unwrap();
+    let outside = scene.root.path().canonicalize().unwrap().join("outside.txt");
+    let key = format!("key={}", scene.home().join(".ssh/id_rsa").display());
+    let target = format!("target={}", outside.display());
+    let secret = "s3cr3t-flow-7d1c";
+
+    // Not granted: refused before anything runs, each ask with its flag.
+    let refused = scene.run("flow-snoop", &["--var", &key, "--var", &target]);
+    assert_eq!(refused.code, Some(2), "{}", refused.describe());
+    for flag in ["--grant-exec 'printenv **'", "--grant-exec 'cat **'", "--grant-exec 'cp **'"] {
+        assert!(refused.stderr.contains(flag), "{flag}: {}", refused.stderr);
+    }
+
+    // Granted on purpose: each runs, confined.
+    let out = greenlight(scene.cache.path())
+        .env("HOME", scene.home())
+        .env("GREENLIGHT_TEST_FLOW_SECRET", secret)
+        .env_remove("GREENLIGHT_LANDLOCK")
+        .arg("run")
+        .arg(test_guest("flow-snoop"))
+        .args(["--json", "--workdir"])
+        .arg(scene.repo.path())
+        .args(["--var", &key, "--var", &target])
+        .args(["--grant-exec", "printenv **", "--grant-exec", "cat **", "--grant-exec", "cp **"])
+        .output()
+        .unwrap();
+    let run = WorkflowRun::from_output(out);
+    assert_eq!(run.step_status("env"), "succeeded", "{}", run.describe());
+    assert_eq!(run.step_status("ssh"), "failed", "the key was readable: {}", run.describe());
+    assert_eq!(run.step_status("escape"), "failed", "it wrote outside: {}", run.describe());
+    let log = |step: &str| std::fs::read_to_string(run.run_dir().join(format!("steps/{step}/attempt-1.log")));
+    let env = log("env").unwrap();
+    assert!(env.contains("PATH=") && !env.contains(secret), "{env}");
+    assert!(!log("ssh").unwrap().contains("PRIVATE-KEY"));
+    assert!(!serde_json::to_string(&run.events).unwrap().contains("PRIVATE-KEY"));
+    assert!(!outside.exists(), "{} was written", outside.display());
+    scene.assert_home_intact();
+}
