@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 #[path = "src/sandbox/manifest/section.rs"]
 mod section;
 
+#[path = "src/kits/outer_cargo.rs"]
+mod outer_cargo;
+
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -76,15 +79,7 @@ fn build_guests(guests: &Path, target_dir: &Path) {
         .arg(target_dir)
         .current_dir(guests);
     // This is a separate build for another target: nothing of the outer build's flags applies.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
+    for var in outer_cargo::OUTER_CARGO_VARS {
         command.env_remove(var);
     }
     let output = command.output().expect("run cargo to build guest-steps");

@@ -855,6 +855,7 @@ fn one_host_serves_calls_after_every_attack() {
         params: params.as_object().unwrap().clone(),
         step: None,
         limits,
+        canned: None,
     };
     let tight = Limits { timeout: Duration::from_secs(2), memory: 64 << 20, ..Limits::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();

@@ -7,7 +7,8 @@
 //!   pooling allocator this host uses,
 //! - `builtin:changed-files` against the native `sh -c 'git status --porcelain'` it replaces,
 //!   measured interleaved in one run so machine noise hits both alike,
-//! - a workflow component's `plan` and `decide` calls (the 80-to-100 example in Rust).
+//! - a workflow component's `plan` and `decide` calls (the 80-to-100 example in Rust),
+//! - the same gate in Rust, Python and JavaScript: cold compile, cached load, per call.
 
 use std::path::Path;
 use std::process::Command;
@@ -99,6 +100,80 @@ fn main() -> anyhow::Result<()> {
     println!("  ratio gate / native: {:.2}x   (target ≤ 1.3x)", gate.as_secs_f64() / native.as_secs_f64());
 
     workflow_component(&runtime, repo.path(), scale)?;
+    languages(&runtime, repo.path(), scale)?;
+    Ok(())
+}
+
+/// The same gate (`gate new`'s scaffold: "every path in `paths` exists") in Rust, Python and
+/// JavaScript, built with each language's toolchain: cold compile, cached load and per call.
+/// Python and JavaScript need guest-steps/install-toolchains.sh (their tools are looked up in
+/// target/toolchains/bin, then on PATH); a language whose tool is missing is reported as such.
+fn languages(runtime: &tokio::runtime::Runtime, workspace: &Path, scale: usize) -> anyhow::Result<()> {
+    use greenlight::kits::{GateProject, Language, build, scaffold};
+
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/toolchains/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let joined = std::env::join_paths(std::iter::once(target).chain(std::env::split_paths(&path)))?;
+    // SAFETY: single-threaded here (the runtime's workers do not read the environment).
+    unsafe { std::env::set_var("PATH", joined) };
+
+    println!(
+        "\nthe same gate in each language (gate new's scaffold), cold compile / cached load / per call:"
+    );
+    let scratch = tempfile::tempdir()?;
+    let cache = tempfile::tempdir()?;
+    let cached = Sandbox::new(Some(cache.path().to_path_buf()))?;
+    let uncached = Sandbox::new(None)?;
+    let mut params = serde_json::Map::new();
+    params.insert("paths".into(), serde_json::json!(["src/new.rs"]));
+    for language in Language::ALL {
+        let name = format!("bench-{language}");
+        let dir = scratch.path().join(&name);
+        scaffold::scaffold(language, &name, &dir)?;
+        let project = GateProject::open(&dir)?;
+        let wasm = dir.join("out.wasm");
+        if let Err(e) = build::build(&project, &wasm, &cached) {
+            println!("  {language:<10} not built: {e:#}");
+            continue;
+        }
+        let bytes = std::fs::read(&wasm)?;
+        let sha = greenlight::sandbox::digest(&bytes);
+        let cold = sample(2, || {
+            let t = Instant::now();
+            uncached.load(&bytes, Some(&sha)).unwrap();
+            t.elapsed()
+        });
+        let loads = sample(50 / scale.min(5), || {
+            let t = Instant::now();
+            assert!(cached.load(&bytes, Some(&sha)).unwrap().from_cache);
+            t.elapsed()
+        });
+        let gate = cached.load(&bytes, Some(&sha))?;
+        let effective = grants::decide(
+            &gate.manifest.capabilities,
+            &Grants::everything_requested(&gate.manifest.capabilities, workspace),
+            workspace,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let calls = sample(200 / scale, || {
+            let mut gate_call = call(&gate, workspace, params.clone());
+            gate_call.effective = effective.clone();
+            let t = Instant::now();
+            let report = runtime.block_on(cached.verify(&gate, gate_call));
+            let elapsed = t.elapsed();
+            assert_eq!(report.verdict.outcome, greenlight::sandbox::Outcome::Pass, "{:?}", report.verdict);
+            elapsed
+        });
+        let mut cold_sorted = cold.clone();
+        println!(
+            "  {:<10} {:>6.1} MB   cold {:>8}   cached load {:>9}   per call {:>9}",
+            language.to_string(),
+            bytes.len() as f64 / 1e6,
+            fmt(median(&mut cold_sorted)),
+            fmt(median(&mut loads.clone())),
+            fmt(median(&mut calls.clone())),
+        );
+    }
     Ok(())
 }
 
@@ -159,7 +234,14 @@ fn call(
     let effective =
         grants::decide(&gate.manifest.capabilities, &Grants::workspace_read_only(workspace), workspace)
             .unwrap_or_default();
-    GateCall { workspace: workspace.to_path_buf(), effective, params, step: None, limits: Limits::default() }
+    GateCall {
+        workspace: workspace.to_path_buf(),
+        effective,
+        params,
+        step: None,
+        limits: Limits::default(),
+        canned: None,
+    }
 }
 
 /// A git repository with a few hundred files and a change under src/.

@@ -3,6 +3,7 @@
 //! Layers (each uses only those below it):
 //! - [`cli`]: the `greenlight` command line.
 //! - [`report`]: how a run looks: live terminal view, plain log lines, JSON events, the summary.
+//! - [`kits`]: gate projects in Rust, Python and JavaScript: scaffold, build, test with fixtures.
 //! - [`gates`]: where gate components come from and how much each is trusted.
 //! - [`sandbox`]: the Wasmtime host that runs components with capability-scoped access.
 //! - [`native`]: native processes under the host's control.
@@ -12,6 +13,7 @@
 pub mod cli;
 pub mod engine;
 pub mod gates;
+pub mod kits;
 pub mod native;
 pub mod report;
 pub mod sandbox;

@@ -252,3 +252,25 @@ impl WorkflowRun {
         format!("exit {:?}\nstderr:\n{}\nevents:\n{}", self.code, self.stderr, events.join("\n"))
     }
 }
+
+/// The workspace's target directory (where the build script and the toolchains put things).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A PATH with target/toolchains/bin first, where guest-steps/install-toolchains.sh puts the
+/// launchers for componentize-py and componentize-js.
+pub fn toolchains_path() -> std::ffi::OsString {
+    let bin = target_dir().join("toolchains/bin");
+    for tool in ["componentize-py", "componentize-js"] {
+        assert!(
+            bin.join(tool).is_file(),
+            "{} is missing: run guest-steps/install-toolchains.sh first",
+            bin.join(tool).display()
+        );
+    }
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&rest))).expect("a valid PATH")
+}

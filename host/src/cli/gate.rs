@@ -1,4 +1,4 @@
-//! `greenlight gate run | inspect | list`.
+//! `greenlight gate run | inspect | list`, and (in `gate_kit`) `new | build | test | precompile`.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::exit;
+use super::gate_kit;
 use crate::gates::{GateSource, builtin};
 use crate::report::text;
 use crate::sandbox::manifest::ParamKind;
@@ -42,6 +43,82 @@ pub enum GateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a gate project in Rust, Python or JavaScript that builds and passes its fixtures.
+    ///
+    /// Writes gate.toml (the manifest), the gate (a tiny one that passes when the files named in
+    /// `paths` exist), the language's kit (vendored, so the project builds on its own), two
+    /// fixtures (one passing, one failing) and a README. Refuses to write into a directory that
+    /// is not empty.
+    #[command(after_help = "Examples:\n  \
+        greenlight gate new --lang python tests-pair\n  \
+        greenlight gate new --lang rust no-todos --dir gates/no-todos\n  \
+        greenlight gate new --lang js commit-style && greenlight gate test commit-style")]
+    New(gate_kit::NewArgs),
+    /// Build a gate project into a component with its manifest embedded.
+    ///
+    /// The language comes from the project's sources: Cargo.toml (Rust: cargo, target
+    /// wasm32-wasip2), app.py (Python: componentize-py 0.25.x) or app.js (JavaScript:
+    /// componentize-js 0.23.x), found on PATH; guest-steps/install-toolchains.sh installs the
+    /// last two. Python and JavaScript gates are built against the gate API this greenlight runs.
+    /// gate.toml is then checked and embedded, the component is loaded in the sandbox (compiled
+    /// once and cached, so runs load it in milliseconds) and written.
+    ///
+    /// Exit codes: 0 built, 1 the toolchain refused the project (its output is shown), 2 a
+    /// missing tool, a bad gate.toml or anything else that kept the build from starting.
+    #[command(after_help = "Examples:\n  \
+        greenlight gate build my-gate\n  \
+        greenlight gate build . -o dist/my-gate.wasm\n  \
+        greenlight gate build my-gate --json | jq -r .sha256")]
+    Build(gate_kit::BuildArgs),
+    /// Run a gate against its fixtures, each a repository and the verdict the gate must reach there
+    ///
+    /// DIR/fixtures/NAME/ holds repo/ (committed as the base commit of a fresh temporary git
+    /// repository), change/ (optional: written over it, left uncommitted — the change under
+    /// test) and fixture.toml:
+    ///
+    ///   description = "a new source file without a test fails"
+    ///   params = { paths = ["src/"] }     # the gate's parameters
+    ///   message = "feat: the base"        # the message of repo/'s commit (for commit gates)
+    ///   delete = ["old.py"]               # files the change deletes
+    ///   [step]                            # for gates that verify a step's result
+    ///   exit_code = 0
+    ///   output = "..."
+    ///   [expect]
+    ///   outcome = "fail"                  # pass | fail | error
+    ///   summary_contains = "src/b.py"
+    ///   finding_paths = ["src/b.py"]      # exactly these paths among the findings
+    ///   [[process]]                       # canned results: with any, nothing runs
+    ///   program = "git"
+    ///   args = ["log", "--format=%s", "-n", "20"]
+    ///   exit_code = 0
+    ///   stdout = "feat: add x\n"
+    ///
+    /// The gate runs with everything its manifest requests granted, in the temporary repository
+    /// (removed afterwards). With [[process]] entries its process calls are answered from them
+    /// (by program and exact arguments) and a call without one is denied; without, they run.
+    /// Without --wasm the project is built first, unless its last build is newer than every
+    /// source file.
+    ///
+    /// Exit codes: 0 every fixture passed, 1 one did not (each line says how), 2 a bad fixture
+    /// (FILE:LINE:COLUMN) or a build that could not start.
+    #[command(
+        after_help = "Examples:\n  \
+        greenlight gate test my-gate\n  \
+        greenlight gate test my-gate --fixture one-missing\n  \
+        greenlight gate test . --wasm dist/my-gate.wasm --json | jq -c 'select(.ok | not)'",
+        verbatim_doc_comment
+    )]
+    Test(gate_kit::TestArgs),
+    /// Compile components into the on-disk cache ahead of their first run.
+    ///
+    /// A Python or JavaScript gate takes seconds to compile to native code; compiled once, it
+    /// loads in milliseconds. The cache is keyed by the component's sha256 and this greenlight's
+    /// engine, in $GREENLIGHT_CACHE_DIR or the user's cache directory.
+    #[command(after_help = "Examples:\n  \
+        greenlight gate precompile target/greenlight/my-gate.wasm\n  \
+        greenlight gate precompile --builtin\n  \
+        greenlight gate precompile gates/*.wasm --builtin")]
+    Precompile(gate_kit::PrecompileArgs),
 }
 
 #[derive(Args)]
@@ -91,6 +168,10 @@ pub fn run(command: GateCommand) -> anyhow::Result<u8> {
         GateCommand::Run(args) => run_gate(args),
         GateCommand::Inspect { gate, json } => inspect(&gate, json),
         GateCommand::List { json } => list(json),
+        GateCommand::New(args) => gate_kit::new(args),
+        GateCommand::Build(args) => gate_kit::build(args),
+        GateCommand::Test(args) => gate_kit::test(args),
+        GateCommand::Precompile(args) => gate_kit::precompile(args),
     }
 }
 
@@ -122,7 +203,14 @@ fn run_gate(args: RunArgs) -> anyhow::Result<u8> {
 
     let step = read_step(args.output_file.as_deref(), args.exit_code)?;
     let limits = Limits { timeout: args.timeout, memory: args.memory, fuel: args.fuel, ..Limits::default() };
-    let call = GateCall { workspace, effective: effective.clone(), params, step, limits: limits.clone() };
+    let call = GateCall {
+        workspace,
+        effective: effective.clone(),
+        params,
+        step,
+        limits: limits.clone(),
+        canned: None,
+    };
     let report = super::block_on(sandbox.verify(&gate, call))?;
 
     if args.json {
@@ -140,6 +228,7 @@ fn run_gate(args: RunArgs) -> anyhow::Result<u8> {
             "processes_dropped": report.processes_dropped,
             "console": report.console,
             "cached": gate.from_cache,
+            "from_cache": gate.from_cache,
             "timings_ms": {
                 "load": millis(gate.load_time),
                 "instantiate": millis(report.instantiate_time),

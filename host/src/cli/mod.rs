@@ -3,6 +3,7 @@
 
 mod convert;
 mod gate;
+mod gate_kit;
 mod plan;
 mod resume;
 mod run;
@@ -60,7 +61,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run, inspect and list gates.
+    /// Run, inspect and list gates; write your own (new, build, test).
     #[command(subcommand)]
     Gate(gate::GateCommand),
     /// Check a workflow file: its syntax, keys, steps, needs, agents and templates.

@@ -104,6 +104,7 @@ impl Gates {
             params,
             step,
             limits,
+            canned: None,
         };
         sandbox.verify(&prepared.component, call).await
     }

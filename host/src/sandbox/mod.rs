@@ -28,7 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use cache::CompileCache;
 pub use capabilities::log::LogEntry;
-pub use capabilities::process::ProcessCall;
+pub use capabilities::process::{CannedProcess, CannedProcesses, ProcessCall};
 pub use grants::{Effective, ExecPattern, Grants, Requests};
 pub use limits::Limits;
 pub use manifest::Manifest;
@@ -63,6 +63,8 @@ pub struct GateCall {
     pub params: serde_json::Map<String, serde_json::Value>,
     pub step: Option<StepResult>,
     pub limits: Limits,
+    /// Answers for the gate's process calls instead of running them (`None`: run for real).
+    pub canned: Option<CannedProcesses>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,6 +164,19 @@ impl Sandbox {
         Ok(GateComponent { manifest, sha256, size: bytes.len(), from_cache, load_time: start.elapsed(), pre })
     }
 
+    /// Compile a component (gate or workflow) into the cache, unless it is there already; its
+    /// manifest is checked first. Returns whether it was already cached, and how long it took.
+    pub fn precompile(&self, bytes: &[u8], sha256: &str) -> anyhow::Result<(Manifest, bool, Duration)> {
+        let start = Instant::now();
+        let manifest = Manifest::from_component(bytes)?;
+        if self.cache.is_none() {
+            anyhow::bail!("there is no compile cache (no cache directory; set GREENLIGHT_CACHE_DIR)");
+        }
+        // Loading a cached entry checks it: a damaged one is compiled again.
+        let (_, cached) = self.compile(bytes, sha256)?;
+        Ok((manifest, cached, start.elapsed()))
+    }
+
     /// The compiled component with this digest: from the cache, or compiled now (and cached).
     /// `true` when it came from the cache.
     fn compile(&self, bytes: &[u8], sha256: &str) -> anyhow::Result<(wasmtime::component::Component, bool)> {
@@ -188,6 +203,7 @@ impl Sandbox {
                 return report;
             }
         };
+        store.data_mut().process.canned = call.canned;
 
         let input = bindings::types::GateInput {
             params: serde_json::Value::Object(call.params).to_string(),
@@ -263,6 +279,7 @@ impl Sandbox {
                 calls: Vec::new(),
                 calls_dropped: 0,
                 git_drivers: None,
+                canned: None,
             },
             log: LogCapability::new(limits.log_bytes),
         };

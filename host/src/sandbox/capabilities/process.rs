@@ -5,6 +5,10 @@
 //! inside the workspace (a program an agent could have written); it runs with a cleared
 //! environment (plus the hardening below for git), in the workspace, stdin closed, output bounded,
 //! within what is left of the call's deadline, in its own process group.
+//!
+//! With canned results ([`CannedProcesses`], for testing a gate without the programs it runs), a
+//! granted call is answered from the list — matched by program and exact arguments — and nothing
+//! runs; a granted call with no canned answer is denied.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,47 @@ pub struct ProcessCapability {
     pub calls_dropped: u64,
     /// Repository-defined git drivers to switch off; scanned once per gate call.
     pub git_drivers: Option<Vec<(String, String)>>,
+    /// When set, calls are answered from these results instead of running anything.
+    pub canned: Option<CannedProcesses>,
+}
+
+/// Answers for a call's process requests, given instead of running the programs.
+#[derive(Debug, Clone, Default)]
+pub struct CannedProcesses {
+    pub results: Vec<CannedProcess>,
+    /// Where the answers come from, for the message that denies an unanswered call
+    /// ("no canned result for `git log` in fixture NAME").
+    pub source: String,
+}
+
+/// The result of one program run with exactly these arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CannedProcess {
+    pub program: String,
+    pub args: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CannedProcesses {
+    fn answer(&self, program: &str, args: &[String]) -> Result<Output, RunError> {
+        let found = self.results.iter().find(|c| c.program == program && c.args == args);
+        let Some(canned) = found else {
+            return Err(RunError::Denied(format!(
+                "no canned result for `{}` in {}",
+                shell_words(program, args),
+                self.source
+            )));
+        };
+        Ok(Output {
+            exit_code: canned.exit_code,
+            stdout: canned.stdout.clone(),
+            stderr: canned.stderr.clone(),
+            truncated: false,
+            timed_out: false,
+        })
+    }
 }
 
 /// How many calls the report keeps, and how much of each argument.
@@ -37,6 +82,9 @@ pub struct ProcessCall {
     /// `None` if denied or not started.
     pub exit_code: Option<i32>,
     pub denied: bool,
+    /// Answered from canned results; nothing ran.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub canned: bool,
 }
 
 impl ProcessCapability {
@@ -48,6 +96,9 @@ impl ProcessCapability {
                 shell_words(program, args),
                 if granted.is_empty() { "none".to_string() } else { granted.join(", ") }
             )));
+        }
+        if let Some(canned) = &self.canned {
+            return canned.answer(program, args);
         }
         let path = resolve(program, &self.workspace).map_err(RunError::Failed)?;
         let env = if program == "git" {
@@ -95,6 +146,7 @@ impl Host for ProcessCapability {
                 argv,
                 exit_code: result.as_ref().ok().and_then(|o| o.exit_code),
                 denied: matches!(result, Err(RunError::Denied(_))),
+                canned: self.canned.is_some(),
             });
         } else {
             self.calls_dropped += 1;

@@ -105,7 +105,8 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn check_api(&self) -> anyhow::Result<()> {
+    /// Refuse an `api` this host does not run, saying which versions it does.
+    pub fn check_api(&self) -> anyhow::Result<()> {
         let supported = semver::VersionReq::parse(SUPPORTED_API).expect("valid requirement");
         let api = semver::Version::parse(&self.api).with_context(|| {
             format!(
