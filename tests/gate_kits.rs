@@ -449,9 +449,49 @@ fn the_examples_vendor_the_kits_unchanged() {
     for (kit, example) in [
         ("python/greenlight_gate.py", "python/examples/test-pairs/greenlight_gate.py"),
         ("js/greenlight-gate.js", "js/examples/conventional-commits/greenlight-gate.js"),
+        ("python/greenlight_workflow.py", "python/examples/fanout-flow/greenlight_workflow.py"),
+        ("js/greenlight-workflow.js", "js/examples/fanout-flow/greenlight-workflow.js"),
     ] {
         let canonical = std::fs::read(guest_steps.join(kit)).unwrap();
         let copy = std::fs::read(guest_steps.join(example)).unwrap();
         assert!(canonical == copy, "{example} differs from {kit}: copy the kit over it");
     }
+}
+
+/// A kit's example workflow component, built with `gate build` (a workflow.toml project) and run:
+/// `decide` adds one `cat` step per source file `list` finds, each required by `finish`.
+fn example_workflow_runs(kit: &str, extension: &str) {
+    let (_, wasm) = example(kit, "fanout-flow");
+    let repo = Repo::new(&[
+        (format!("src/a.{extension}").as_str(), "a\n"),
+        (format!("src/b.{extension}").as_str(), "b\n"),
+    ]);
+    let out = gl()
+        .arg("run")
+        .arg(&wasm)
+        .args(["--json", "--workdir"])
+        .arg(repo.path())
+        .args(["--grant-exec", "ls **", "--grant-exec", "cat **", "--grant-exec", "echo **"])
+        .output()
+        .unwrap();
+    let run = WorkflowRun::from_output(out);
+    assert_eq!(run.status(), "succeeded", "{}", run.describe());
+    let decided = run.of("decided");
+    assert_eq!(decided.len(), 1, "{}", run.describe());
+    assert_eq!(decided[0]["after"], "list");
+    for step in [format!("check-a-{extension}"), format!("check-b-{extension}")] {
+        assert_eq!(run.step_status(&step), "succeeded", "{}", run.describe());
+    }
+    let started: Vec<&str> = run.of("step_started").iter().map(|e| e["step"].as_str().unwrap()).collect();
+    assert_eq!(started.last(), Some(&"finish"), "finish waits for the decided steps: {started:?}");
+}
+
+#[test]
+fn the_python_example_workflow_component_fans_out() {
+    example_workflow_runs("python", "py");
+}
+
+#[test]
+fn the_javascript_example_workflow_component_fans_out() {
+    example_workflow_runs("js", "js");
 }

@@ -63,6 +63,9 @@ pub enum GateCommand {
     /// gate.toml is then checked and embedded, the component is loaded in the sandbox (compiled
     /// once and cached, so runs load it in milliseconds) and written.
     ///
+    /// A project with workflow.toml instead of gate.toml is a workflow component: it is built the
+    /// same way against the greenlight:workflow world (run it with `greenlight run OUT.wasm`).
+    ///
     /// Exit codes: 0 built, 1 the toolchain refused the project (its output is shown), 2 a
     /// missing tool, a bad gate.toml or anything else that kept the build from starting.
     #[command(after_help = "Examples:\n  \

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
@@ -12,7 +12,7 @@ use super::exit;
 use crate::gates::{GateSource, builtin};
 use crate::kits::build::{BuildFailed, Built};
 use crate::kits::fixture::{self, FixtureResult};
-use crate::kits::{GateProject, Language, scaffold};
+use crate::kits::{ComponentKind, GateProject, Language, scaffold};
 use crate::report::text;
 use crate::sandbox::{self, CompileCache, Sandbox};
 
@@ -47,7 +47,8 @@ pub struct NewArgs {
 
 #[derive(Args)]
 pub struct BuildArgs {
-    /// The gate project: a directory with gate.toml and Cargo.toml, app.py or app.js.
+    /// The project: a directory with gate.toml (a gate) or workflow.toml (a workflow component)
+    /// and Cargo.toml, app.py or app.js.
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Where to write the component (default: DIR/target/greenlight/NAME.wasm).
@@ -168,6 +169,13 @@ pub fn test(args: TestArgs) -> anyhow::Result<u8> {
         }
         None => {
             let project = GateProject::open(&args.dir)?;
+            if project.kind == ComponentKind::Workflow {
+                bail!(
+                    "{} is a workflow component (workflow.toml): fixtures test gates; try a workflow with \
+                     `greenlight convert` (its plan) and `greenlight run`",
+                    project.dir.display()
+                );
+            }
             let output = project.default_output();
             let fresh = match (std::fs::metadata(&output).and_then(|m| m.modified()), project.newest_source())
             {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::{GATE_WIT, GateProject, Language};
+use super::{ComponentKind, GateProject, Language};
 use crate::sandbox::manifest::section;
 use crate::sandbox::{self, Sandbox};
 
@@ -58,9 +58,10 @@ pub fn build(project: &GateProject, output: &Path, sandbox: &Sandbox) -> anyhow:
     })?;
     let scratch =
         tempfile::Builder::new().prefix("greenlight-build-").tempdir().context("creating a temp dir")?;
+    let (world, wit) = project.kind.world();
     let wit_dir = scratch.path().join("wit");
     std::fs::create_dir_all(&wit_dir)?;
-    std::fs::write(wit_dir.join("gate.wit"), GATE_WIT)?;
+    std::fs::write(wit_dir.join(format!("{world}.wit")), wit)?;
     let raw = scratch.path().join("component.wasm");
 
     let started = Instant::now();
@@ -68,7 +69,7 @@ pub fn build(project: &GateProject, output: &Path, sandbox: &Sandbox) -> anyhow:
         Language::Rust => build_rust(&tool, &project.dir)?,
         Language::Python => {
             let mut cmd = Command::new(&tool);
-            cmd.arg("-d").arg(&wit_dir).args(["-w", "gate", "componentize", "app", "-p"]);
+            cmd.arg("-d").arg(&wit_dir).args(["-w", world, "componentize", "app", "-p"]);
             cmd.arg(&project.dir).arg("-o").arg(&raw).current_dir(&project.dir);
             // componentize-py is written in Rust: a backtrace the user asked of greenlight would
             // bury the Python error under a hundred frames of the tool's own.
@@ -79,7 +80,7 @@ pub fn build(project: &GateProject, output: &Path, sandbox: &Sandbox) -> anyhow:
         Language::Js => {
             let mut cmd = Command::new(&tool);
             cmd.arg(project.dir.join("app.js")).arg("--wit").arg(&wit_dir);
-            cmd.args(["--world-name", "gate", "-d", "http", "fetch-event", "-o"]).arg(&raw);
+            cmd.args(["--world-name", world, "-d", "http", "fetch-event", "-o"]).arg(&raw);
             cmd.current_dir(&project.dir);
             run_tool(language, cmd)?;
             raw
@@ -92,9 +93,20 @@ pub fn build(project: &GateProject, output: &Path, sandbox: &Sandbox) -> anyhow:
     let json = serde_json::to_vec(&project.manifest)?;
     let embedded = section::append_manifest(&component, &json);
     let sha256 = sandbox::digest(&embedded);
-    let loaded = sandbox.load(&embedded, Some(&sha256)).with_context(|| {
-        format!("the component {} built does not load in greenlight's sandbox", language.tool())
-    })?;
+    let does_not_load =
+        || format!("the component {} built does not load in greenlight's sandbox", language.tool());
+    let (compile_time, compile_cached) = match project.kind {
+        ComponentKind::Gate => {
+            let loaded = sandbox.load(&embedded, Some(&sha256)).with_context(does_not_load)?;
+            (loaded.load_time, loaded.from_cache)
+        }
+        ComponentKind::Workflow => {
+            let cached = sandbox.is_cached(&sha256);
+            let started = Instant::now();
+            sandbox.load_flow(&embedded).with_context(does_not_load)?;
+            (started.elapsed(), cached)
+        }
+    };
 
     write_atomically(output, &embedded)?;
     Ok(Built {
@@ -105,8 +117,8 @@ pub fn build(project: &GateProject, output: &Path, sandbox: &Sandbox) -> anyhow:
         size: embedded.len(),
         sha256,
         build_time,
-        compile_time: loaded.load_time,
-        compile_cached: loaded.from_cache,
+        compile_time,
+        compile_cached,
     })
 }
 

@@ -24,6 +24,35 @@ use crate::sandbox::Manifest;
 /// builds against another version than the one that will run it.
 pub const GATE_WIT: &str = include_str!("../../../wit/v0.1/gate/gate.wit");
 
+/// The workflow API, likewise, for workflow components built the same way.
+pub const WORKFLOW_WIT: &str = include_str!("../../../wit/v0.1/workflow/workflow.wit");
+
+/// What a project builds: a gate (`gate.toml`) or a workflow component (`workflow.toml`, the same
+/// manifest schema; it may ask only to read the workspace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentKind {
+    Gate,
+    Workflow,
+}
+
+impl ComponentKind {
+    /// The manifest's file name.
+    pub fn manifest_file(self) -> &'static str {
+        match self {
+            ComponentKind::Gate => "gate.toml",
+            ComponentKind::Workflow => "workflow.toml",
+        }
+    }
+
+    /// The WIT world it is built against, and that world's package text.
+    pub fn world(self) -> (&'static str, &'static str) {
+        match self {
+            ComponentKind::Gate => ("gate", GATE_WIT),
+            ComponentKind::Workflow => ("workflow", WORKFLOW_WIT),
+        }
+    }
+}
+
 /// The languages a gate can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -109,6 +138,7 @@ pub struct GateProject {
     /// Absolute.
     pub dir: PathBuf,
     pub language: Language,
+    pub kind: ComponentKind,
     pub manifest: Manifest,
 }
 
@@ -119,8 +149,21 @@ impl GateProject {
             bail!("{}: not a directory (a gate project is a directory with a gate.toml)", dir.display());
         }
         let language = Language::detect(&dir)?;
-        let manifest = read_manifest(&dir.join("gate.toml"))?;
-        Ok(GateProject { dir, language, manifest })
+        let kind = match (dir.join("gate.toml").is_file(), dir.join("workflow.toml").is_file()) {
+            (true, true) => bail!("{}: has both gate.toml and workflow.toml; keep one", dir.display()),
+            (false, true) => ComponentKind::Workflow,
+            _ => ComponentKind::Gate,
+        };
+        let manifest = read_manifest(&dir.join(kind.manifest_file()))?;
+        let requests = &manifest.capabilities;
+        if kind == ComponentKind::Workflow && (!requests.write.is_empty() || !requests.exec.is_empty()) {
+            bail!(
+                "{}: a workflow component may only ask to read the workspace (read = [\".\"]); what its \
+                 steps run is granted to the run",
+                dir.join(kind.manifest_file()).display()
+            );
+        }
+        Ok(GateProject { dir, language, kind, manifest })
     }
 
     /// Where `gate build` writes the component unless told otherwise.

@@ -14,6 +14,9 @@ use super::{Effective, GateState, Limits, Manifest, Sandbox, digest, trap_verdic
 
 const WHO: &str = "the workflow component";
 
+/// How many of the last lines a failing component printed go into the error.
+const CONSOLE_LINES: usize = 20;
+
 /// A workflow component ready to instantiate.
 pub struct FlowComponent {
     pub manifest: Manifest,
@@ -103,7 +106,12 @@ impl Sandbox {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => {
                 let verdict = trap_verdict(WHO, &error, &store, &limits, &console);
-                anyhow::bail!("`{}`'s {name}: {}", flow.manifest.name, verdict.summary)
+                // What the component printed (a Python traceback, a panic message) says why.
+                let printed = String::from_utf8_lossy(&console.contents()).into_owned();
+                let lines: Vec<&str> = printed.trim_end().lines().collect();
+                let tail = lines[lines.len().saturating_sub(CONSOLE_LINES)..].join("\n");
+                let said = if tail.is_empty() { String::new() } else { format!("; it printed:\n{tail}") };
+                anyhow::bail!("`{}`'s {name}: {}{said}", flow.manifest.name, verdict.summary)
             }
             Err(_) => anyhow::bail!(
                 "`{}`'s {name}: {WHO} ran past its time limit of {} (stopped after {:?})",
