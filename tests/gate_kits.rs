@@ -443,8 +443,10 @@ fn the_javascript_example_gate_passes_its_fixtures() {
 
 #[test]
 fn the_examples_vendor_the_kits_unchanged() {
-    // A gate project carries its own copy of its language's kit (what `gate new` writes); the
-    // examples' copies must be the canonical kits, byte for byte.
+    // A gate project carries its own copy of its language's kit (what `gate new` writes), and so
+    // do the examples: componentize-py and componentize-js see only the project's directory, so a
+    // link to the kit outside it does not build. The copies must be the canonical kits, byte for
+    // byte.
     let guest_steps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-steps");
     for (kit, example) in [
         ("python/greenlight_gate.py", "python/examples/test-pairs/greenlight_gate.py"),

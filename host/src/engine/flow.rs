@@ -99,11 +99,6 @@ impl Flow {
         &self.component.sha256
     }
 
-    /// Whether the component reads the workspace (its manifest asks to).
-    pub fn reads_workspace(&self) -> bool {
-        !self.effective.mounts.is_empty()
-    }
-
     /// The workflow `plan(params)` returns, as native YAML (to be parsed and checked like a file).
     pub async fn plan(&self, params: &BTreeMap<String, String>) -> anyhow::Result<String> {
         let params = serde_json::to_string(params).expect("strings serialize");

@@ -640,7 +640,7 @@ impl Scheduler {
         let workflow = shared.workflow();
         let mut scheduler = Scheduler {
             shared,
-            workflow: Arc::new(Workflow { steps: Vec::new(), ..(*workflow).clone() }),
+            workflow: workflow.clone(),
             max_concurrency,
             waiting: Vec::new(),
             dependents: Vec::new(),
@@ -1017,8 +1017,7 @@ impl Scheduler {
     fn add_step(&mut self, directive: &Directive) -> Result<(), String> {
         let Directive::AddStep { required_by, .. } = directive else { return Ok(()) };
         for name in required_by {
-            if let Some(i) = self.index_of(name).filter(|&i| self.started[i]) {
-                let _ = i;
+            if self.index_of(name).is_some_and(|i| self.started[i]) {
                 return Err(format!("the new step is required by `{name}`, which has already started"));
             }
         }
